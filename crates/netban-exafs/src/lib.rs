@@ -1,0 +1,1 @@
+//! ExaFS RTBH sink.
