@@ -10,8 +10,14 @@
 
 pub mod clock;
 pub mod config;
+pub mod exec;
+pub mod guard;
 pub mod lease;
+pub mod lock;
+pub mod plan;
+pub mod reconcile;
 pub mod sink;
+pub mod store;
 pub mod target;
 pub mod template;
 

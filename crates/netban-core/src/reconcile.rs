@@ -1,0 +1,398 @@
+//! The reconcile engine: makes every sink hold the desired set.
+//!
+//! Level-triggered and idempotent: each pass reads the leases and sink records from the store,
+//! plans the difference per sink ([`crate::plan`]), and carries it out in batches, recording
+//! each outcome as the remote side confirmed it. Running a pass twice changes nothing. The
+//! engine owns retry timing (exponential backoff with jitter, persisted in the records so it
+//! survives restarts), deadlines, and repair against what a sink lists. Sinks run in parallel;
+//! a slow sink never holds up another.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::clock;
+use crate::config::{ReconcileConfig, SinkConfig};
+use crate::guard::Guard;
+use crate::lease::Lease;
+use crate::plan::{Desired, Plan, Step, desired_set, plan_sink};
+use crate::sink::{Change, Outcome, Retry, Sink, SinkError};
+use crate::store::{RecordState, SinkRecord, Store, StoreError};
+use crate::target::Target;
+
+/// Builds a sink driver from its config. The binary provides it (drivers live in their own
+/// crates); it is called only when a sink has work, and the sink is kept for later passes.
+pub trait SinkFactory: Send + Sync {
+    fn build(&self, config: &SinkConfig) -> Result<Arc<dyn Sink>, String>;
+}
+
+/// Which targets a pass looks at.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    All,
+    Targets(Vec<Target>),
+}
+
+/// How a pass runs.
+#[derive(Debug, Clone, Copy)]
+pub struct PassOptions {
+    /// No new batch starts after this; a running one is cut off shortly after.
+    pub deadline: Instant,
+    /// Ignore retry times (`netban sync`).
+    pub force: bool,
+    /// List what each sink holds and repair drift (Scope::All only).
+    pub repair: bool,
+    /// Plan and log, change nothing.
+    pub dry_run: bool,
+}
+
+/// What a pass did on one sink.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SinkReport {
+    pub sink: String,
+    pub added: usize,
+    pub extended: usize,
+    pub removed: usize,
+    pub failed: usize,
+    /// Steps waiting for their retry time.
+    pub deferred: usize,
+    /// Steps the deadline left for later.
+    pub not_attempted: usize,
+    /// Entries repaired from the remote side's list (vanished, orphaned, adopted).
+    pub repaired: usize,
+    /// The last error, if any.
+    pub error: Option<String>,
+}
+
+impl SinkReport {
+    /// True when nothing is left to do on this sink.
+    pub fn converged(&self) -> bool {
+        self.failed == 0 && self.deferred == 0 && self.not_attempted == 0 && self.error.is_none()
+    }
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PassReport {
+    pub sinks: Vec<SinkReport>,
+}
+
+impl PassReport {
+    pub fn converged(&self) -> bool {
+        self.sinks.iter().all(SinkReport::converged)
+    }
+    pub fn changes(&self) -> usize {
+        self.sinks.iter().map(|s| s.added + s.extended + s.removed).sum()
+    }
+}
+
+struct Slot {
+    config: SinkConfig,
+    built: Mutex<Option<Arc<dyn Sink>>>,
+}
+
+/// The engine. Holds built sinks between passes (connection pools, tokens).
+pub struct Engine {
+    store: Arc<Store>,
+    guard: Guard,
+    slots: Vec<Slot>,
+    factory: Box<dyn SinkFactory>,
+    retry: ReconcileConfig,
+}
+
+impl Engine {
+    pub fn new(store: Arc<Store>, guard: Guard, sinks: &[SinkConfig], factory: Box<dyn SinkFactory>, retry: ReconcileConfig) -> Engine {
+        let slots = sinks.iter().map(|c| Slot { config: c.clone(), built: Mutex::new(None) }).collect();
+        Engine { store, guard, slots, factory, retry }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn guard_mut(&mut self) -> &mut Guard {
+        &mut self.guard
+    }
+
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// The plan of every sink, without doing anything (for `list`, `status`, `sync --dry-run`).
+    pub fn plans(&self, now: i64) -> Result<Vec<(String, BTreeMap<Target, Desired>, Vec<SinkRecord>, Plan)>, StoreError> {
+        let leases = self.store.live_leases(now, None)?;
+        let mut out = Vec::new();
+        for slot in &self.slots {
+            let name = slot.config.name().to_string();
+            let desired = desired_set(&slot.config, &leases, &self.guard, now);
+            let records = self.store.records(&name)?;
+            let plan = plan_sink(&desired, &records, None, now, true);
+            out.push((name, desired, records, plan));
+        }
+        Ok(out)
+    }
+
+    /// Runs one pass over `scope`.
+    pub async fn run(&self, scope: &Scope, opts: PassOptions) -> Result<PassReport, StoreError> {
+        let now = clock::now();
+        let leases = match scope {
+            Scope::All => self.store.live_leases(now, None)?,
+            Scope::Targets(ts) => self.store.live_leases_of(now, ts)?,
+        };
+        let mut work = Vec::new();
+        for slot in &self.slots {
+            work.push(self.run_sink(slot, scope, &leases, opts));
+        }
+        let results = futures::future::join_all(work).await;
+        let mut report = PassReport::default();
+        for r in results {
+            report.sinks.push(r?);
+        }
+        Ok(report)
+    }
+
+    fn sink(&self, slot: &Slot) -> Result<Arc<dyn Sink>, String> {
+        let mut built = slot.built.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = built.as_ref() {
+            return Ok(s.clone());
+        }
+        let s = self.factory.build(&slot.config)?;
+        *built = Some(s.clone());
+        Ok(s)
+    }
+
+    async fn run_sink(&self, slot: &Slot, scope: &Scope, leases: &[Lease], opts: PassOptions) -> Result<SinkReport, StoreError> {
+        let name = slot.config.name();
+        let mut report = SinkReport { sink: name.to_string(), ..SinkReport::default() };
+        let now = clock::now();
+        let desired = desired_set(&slot.config, leases, &self.guard, now);
+        let scope_targets = match scope {
+            Scope::All => None,
+            Scope::Targets(ts) => Some(ts.as_slice()),
+        };
+        let mut records = match scope_targets {
+            None => self.store.records(name)?,
+            Some(ts) => self.store.records_of(name, ts)?,
+        };
+        let mut extra = Vec::new();
+        if opts.repair && scope_targets.is_none() && !opts.dry_run {
+            match self.repair(slot, &desired, &records, opts.deadline).await {
+                Ok((n, orphans)) => {
+                    report.repaired = n;
+                    extra = orphans;
+                    if n > 0 {
+                        records = self.store.records(name)?;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("{name}: cannot list what the sink holds, repair skipped: {e}");
+                    report.error = Some(e);
+                }
+            }
+        }
+        let mut plan = plan_sink(&desired, &records, scope_targets, now, opts.force);
+        plan.steps.extend(extra);
+        report.deferred = plan.deferred;
+        if plan.steps.is_empty() {
+            return Ok(report);
+        }
+        if opts.dry_run {
+            for step in &plan.steps {
+                match step {
+                    Step::Add { desired, remote_id: None } => tracing::info!("{name}: would add {} until {}", desired.target, desired.until),
+                    Step::Add { desired, .. } => tracing::info!("{name}: would extend {} until {}", desired.target, desired.until),
+                    Step::Remove { target, .. } => tracing::info!("{name}: would remove {target}"),
+                }
+            }
+            report.not_attempted = plan.steps.len();
+            return Ok(report);
+        }
+        let sink = match self.sink(slot) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("{name}: cannot set up the sink: {e}");
+                report.not_attempted = plan.steps.len();
+                report.error = Some(e);
+                return Ok(report);
+            }
+        };
+        let steps = plan.steps;
+        let batch = sink.max_batch().max(1);
+        for (i, chunk) in steps.chunks(batch).enumerate() {
+            if Instant::now() >= opts.deadline {
+                report.not_attempted = steps.len() - i * batch;
+                tracing::info!("{name}: deadline reached, {} changes left pending", report.not_attempted);
+                break;
+            }
+            let now = clock::now();
+            let changes: Vec<Change> = chunk.iter().map(|s| to_change(s, sink.as_ref(), now)).collect();
+            let cutoff = tokio::time::Instant::from_std(opts.deadline + Duration::from_millis(500));
+            let outcomes = match tokio::time::timeout_at(cutoff, sink.apply(&changes, opts.deadline)).await {
+                Ok(o) if o.len() == changes.len() => o,
+                Ok(o) => {
+                    let msg = format!("sink driver returned {} outcomes for {} changes (a bug in the driver)", o.len(), changes.len());
+                    changes.iter().map(|_| Err(SinkError::soon(msg.clone()))).collect()
+                }
+                Err(_) => changes.iter().map(|_| Err(SinkError::soon("deadline reached while the request was in flight"))).collect(),
+            };
+            for (change, outcome) in changes.iter().zip(outcomes) {
+                self.record(name, change, outcome, &mut report)?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Compares the records with what the sink lists. Records of entries that vanished are
+    /// forgotten (so they are added again while desired); entries carrying netban's mark that
+    /// no record knows are adopted when desired and returned as removals otherwise; foreign
+    /// entries are never touched.
+    async fn repair(&self, slot: &Slot, desired: &BTreeMap<Target, Desired>, records: &[SinkRecord], deadline: Instant) -> Result<(usize, Vec<Step>), String> {
+        let name = slot.config.name();
+        let sink = self.sink(slot)?;
+        let Some(held) = sink.held(deadline).await.map_err(|e| e.message)? else {
+            return Ok((0, Vec::new()));
+        };
+        let now = clock::now();
+        let mut repaired = 0;
+        let mut removals = Vec::new();
+        let remote: HashMap<Target, &crate::sink::HeldEntry> = held.iter().map(|h| (h.target, h)).collect();
+        let known: HashMap<Target, &SinkRecord> = records.iter().map(|r| (r.target, r)).collect();
+        for rec in records.iter().filter(|r| r.state == RecordState::Held) {
+            match remote.get(&rec.target) {
+                None => {
+                    tracing::warn!("{name}: {} is no longer on the sink (removed behind netban's back); it will be added again while banned", rec.target);
+                    self.store.forget(name, &rec.target).map_err(|e| e.to_string())?;
+                    repaired += 1;
+                }
+                Some(h) if h.expires != rec.expires || h.not_enforced != rec.not_enforced || (h.remote_id.is_some() && h.remote_id != rec.remote_id) => {
+                    let mut r = rec.clone();
+                    r.expires = h.expires;
+                    r.not_enforced = h.not_enforced.clone();
+                    if h.remote_id.is_some() {
+                        r.remote_id = h.remote_id.clone();
+                    }
+                    r.updated = now;
+                    self.store.record_held(&r).map_err(|e| e.to_string())?;
+                    repaired += 1;
+                }
+                Some(_) => {}
+            }
+        }
+        for h in held.iter().filter(|h| h.marked) {
+            if known.get(&h.target).is_some_and(|r| r.state == RecordState::Held) {
+                continue;
+            }
+            match desired.get(&h.target) {
+                Some(d) => {
+                    let rec = SinkRecord {
+                        sink: name.to_string(),
+                        target: h.target,
+                        state: RecordState::Held,
+                        remote_id: h.remote_id.clone(),
+                        expires: h.expires,
+                        lease: d.lease.clone(),
+                        not_enforced: h.not_enforced.clone(),
+                        attempts: 0,
+                        next_try: 0,
+                        last_error: None,
+                        updated: now,
+                    };
+                    tracing::info!("{name}: adopted {} already on the sink", h.target);
+                    self.store.record_held(&rec).map_err(|e| e.to_string())?;
+                    repaired += 1;
+                }
+                None if !known.contains_key(&h.target) => {
+                    tracing::info!("{name}: {} is on the sink with netban's mark but not banned; removing it", h.target);
+                    removals.push(Step::Remove {
+                        target: h.target,
+                        remote_id: h.remote_id.clone(),
+                        lease: crate::sink::LeaseInfo { jail: "unknown".into(), origin: "local".into(), bantime: 0, until: None },
+                    });
+                }
+                // An `adding` record not desired: the plan already removes it by lookup.
+                None => {}
+            }
+        }
+        Ok((repaired, removals))
+    }
+
+    fn record(&self, name: &str, change: &Change, outcome: Outcome, report: &mut SinkReport) -> Result<(), StoreError> {
+        let now = clock::now();
+        let target = change.target();
+        match (change, outcome) {
+            (Change::Add { expires, lease, remote_id, .. }, Ok(applied)) => {
+                let extended = remote_id.is_some();
+                let rec = SinkRecord {
+                    sink: name.to_string(),
+                    target: *target,
+                    state: RecordState::Held,
+                    remote_id: applied.remote_id.clone(),
+                    expires: applied.expires.or(*expires),
+                    lease: lease.clone(),
+                    not_enforced: applied.not_enforced.clone(),
+                    attempts: 0,
+                    next_try: 0,
+                    last_error: None,
+                    updated: now,
+                };
+                self.store.record_held(&rec)?;
+                let id = applied.remote_id.as_deref().map(|i| format!(" as {i}")).unwrap_or_default();
+                let exp = rec.expires.map(|e| format!(", expires {}", clock::format_utc(e))).unwrap_or_default();
+                tracing::info!("{name}: {target} {}{id}{exp} (jail {}, origin {})", if extended { "extended" } else { "added" }, lease.jail, lease.origin);
+                if let Some(why) = &applied.not_enforced {
+                    tracing::warn!("{name}: {target} is on the sink but NOT enforced: {why}");
+                }
+                if extended {
+                    report.extended += 1;
+                } else {
+                    report.added += 1;
+                }
+            }
+            (Change::Remove { .. }, Ok(_)) => {
+                self.store.forget(name, target)?;
+                tracing::info!("{name}: {target} removed");
+                report.removed += 1;
+            }
+            (change, Err(e)) => {
+                let lease = match change {
+                    Change::Add { lease, .. } | Change::Remove { lease, .. } => lease,
+                };
+                let prev = self.store.records_of(name, std::slice::from_ref(target))?;
+                let attempts = prev.first().map_or(0, |r| r.attempts) + 1;
+                let delay = self.backoff(e.retry, attempts);
+                self.store.record_failure(name, target, lease, &e.message, now + delay, now)?;
+                tracing::warn!("{name}: {} {target} failed (attempt {attempts}, next try in {delay}s): {}", change.verb(), e.message);
+                report.failed += 1;
+                report.error = Some(e.message);
+            }
+        }
+        Ok(())
+    }
+
+    /// Seconds to wait before attempt `attempts + 1`: doubling from `retry_initial` up to
+    /// `retry_max` for transient failures, `retry_refused` for refusals; ±25 % jitter so a
+    /// fleet does not retry in lockstep.
+    fn backoff(&self, retry: Retry, attempts: i64) -> i64 {
+        let base = match retry {
+            Retry::Soon => {
+                let exp = 2f64.powi((attempts - 1).clamp(0, 30) as i32);
+                (self.retry.retry_initial * exp).min(self.retry.retry_max)
+            }
+            Retry::Later => self.retry.retry_refused,
+        };
+        let jitter = 0.75 + fastrand::f64() * 0.5;
+        (base * jitter).round().max(1.0) as i64
+    }
+}
+
+fn to_change(step: &Step, sink: &dyn Sink, now: i64) -> Change {
+    match step {
+        Step::Add { desired, remote_id } => Change::Add {
+            target: desired.target,
+            expires: sink.expiry_for(desired.until, now),
+            lease: desired.lease.clone(),
+            remote_id: remote_id.clone(),
+        },
+        Step::Remove { target, remote_id, lease } => Change::Remove { target: *target, remote_id: remote_id.clone(), lease: lease.clone() },
+    }
+}
