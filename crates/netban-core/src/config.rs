@@ -225,8 +225,8 @@ pub struct LogConfig {
     /// Append log lines to this file.
     #[serde(default)]
     pub file: Option<PathBuf>,
-    /// Send log lines to the local syslog (/dev/log).
-    #[serde(default)]
+    /// Send log lines to the local syslog (/dev/log, facility daemon) when it exists.
+    #[serde(default = "yes")]
     pub syslog: bool,
     /// Send log lines to journald.
     #[serde(default)]
@@ -239,7 +239,7 @@ fn default_log_level() -> String {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: default_log_level(), file: None, syslog: false, journald: false }
+        LogConfig { level: default_log_level(), file: None, syslog: true, journald: false }
     }
 }
 

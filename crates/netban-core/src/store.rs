@@ -200,6 +200,20 @@ impl Store {
         Ok(out)
     }
 
+    /// A cheap test for "some sink may have work due": a failed or unconfirmed change whose
+    /// retry time has come, a live lease no sink record mentions, or a record whose target
+    /// has no live lease. False positives only cost a full plan; false negatives never happen
+    /// for sinks that enforce every lease.
+    pub fn maybe_pending(&self, now: i64) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        let q = "SELECT EXISTS (SELECT 1 FROM sink_records WHERE (state = 'adding' OR attempts > 0) AND next_try <= ?1)
+              OR EXISTS (SELECT 1 FROM leases l WHERE (l.until IS NULL OR l.until > ?1)
+                         AND NOT EXISTS (SELECT 1 FROM sink_records r WHERE r.target = l.target))
+              OR EXISTS (SELECT 1 FROM sink_records r WHERE NOT EXISTS
+                         (SELECT 1 FROM leases l WHERE l.target = r.target AND (l.until IS NULL OR l.until > ?1)))";
+        Ok(conn.query_row(q, params![now], |r| r.get(0))?)
+    }
+
     /// Counts leases (all, live or not).
     pub fn lease_count(&self) -> Result<i64, StoreError> {
         Ok(self.conn().query_row("SELECT count(*) FROM leases", [], |r| r.get(0))?)

@@ -175,6 +175,13 @@ impl fmt::Display for Target {
     }
 }
 
+/// Serialised as its display form (`192.0.2.1/32`), e.g. as a JSON map key.
+impl serde::Serialize for Target {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl FromStr for Target {
     type Err = TargetError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
