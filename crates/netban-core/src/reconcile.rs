@@ -8,7 +8,7 @@
 //! a slow sink never holds up another.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::clock;
@@ -25,6 +25,17 @@ use crate::target::Target;
 pub trait SinkFactory: Send + Sync {
     fn build(&self, config: &SinkConfig) -> Result<Arc<dyn Sink>, String>;
 }
+
+/// Told about every batch and outcome, for metrics. All methods have empty defaults.
+pub trait Observer: Send + Sync {
+    /// A batch of `changes` changes took `seconds` on `sink`.
+    fn batch(&self, _sink: &str, _changes: usize, _seconds: f64) {}
+    /// One change (`add`, `extend`, `remove`) succeeded or failed.
+    fn outcome(&self, _sink: &str, _verb: &str, _ok: bool) {}
+}
+
+struct NoObserver;
+impl Observer for NoObserver {}
 
 /// Which targets a pass looks at.
 #[derive(Debug, Clone)]
@@ -94,28 +105,47 @@ struct Slot {
 /// The engine. Holds built sinks between passes (connection pools, tokens).
 pub struct Engine {
     store: Arc<Store>,
-    guard: Guard,
+    guard: RwLock<Guard>,
     slots: Vec<Slot>,
     factory: Box<dyn SinkFactory>,
     retry: ReconcileConfig,
+    observer: Arc<dyn Observer>,
 }
 
 impl Engine {
     pub fn new(store: Arc<Store>, guard: Guard, sinks: &[SinkConfig], factory: Box<dyn SinkFactory>, retry: ReconcileConfig) -> Engine {
         let slots = sinks.iter().map(|c| Slot { config: c.clone(), built: Mutex::new(None) }).collect();
-        Engine { store, guard, slots, factory, retry }
+        Engine { store, guard: RwLock::new(guard), slots, factory, retry, observer: Arc::new(NoObserver) }
+    }
+
+    /// Reports batches and outcomes to `observer` (the daemon's metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Engine {
+        self.observer = observer;
+        self
     }
 
     pub fn store(&self) -> &Store {
         &self.store
     }
 
-    pub fn guard_mut(&mut self) -> &mut Guard {
-        &mut self.guard
+    /// Re-reads allowlist files that changed (hot reload); on error the old lists stay.
+    pub fn refresh_guard(&self) -> Result<bool, crate::guard::GuardError> {
+        self.guard.write().unwrap_or_else(|p| p.into_inner()).refresh()
     }
 
-    pub fn guard(&self) -> &Guard {
-        &self.guard
+    fn desired(&self, slot: &Slot, leases: &[Lease], now: i64) -> BTreeMap<Target, Desired> {
+        let guard = self.guard.read().unwrap_or_else(|p| p.into_inner());
+        desired_set(&slot.config, leases, &guard, now)
+    }
+
+    /// A copy of the guard as it is now (the daemon checks bans from its socket with it).
+    pub fn guard_snapshot(&self) -> Guard {
+        self.guard.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The names of the configured sinks.
+    pub fn sink_names(&self) -> Vec<String> {
+        self.slots.iter().map(|s| s.config.name().to_string()).collect()
     }
 
     /// The plan of every sink, without doing anything (for `list`, `status`, `sync --dry-run`).
@@ -124,7 +154,7 @@ impl Engine {
         let mut out = Vec::new();
         for slot in &self.slots {
             let name = slot.config.name().to_string();
-            let desired = desired_set(&slot.config, &leases, &self.guard, now);
+            let desired = self.desired(slot, &leases, now);
             let records = self.store.records(&name)?;
             let plan = plan_sink(&desired, &records, None, now, true);
             out.push((name, desired, records, plan));
@@ -165,7 +195,7 @@ impl Engine {
         let name = slot.config.name();
         let mut report = SinkReport { sink: name.to_string(), ..SinkReport::default() };
         let now = clock::now();
-        let desired = desired_set(&slot.config, leases, &self.guard, now);
+        let desired = self.desired(slot, leases, now);
         let scope_targets = match scope {
             Scope::All => None,
             Scope::Targets(ts) => Some(ts.as_slice()),
@@ -227,6 +257,7 @@ impl Engine {
             let now = clock::now();
             let changes: Vec<Change> = chunk.iter().map(|s| to_change(s, sink.as_ref(), now)).collect();
             let cutoff = tokio::time::Instant::from_std(opts.deadline + Duration::from_millis(500));
+            let started = Instant::now();
             let outcomes = match tokio::time::timeout_at(cutoff, sink.apply(&changes, opts.deadline)).await {
                 Ok(o) if o.len() == changes.len() => o,
                 Ok(o) => {
@@ -235,7 +266,9 @@ impl Engine {
                 }
                 Err(_) => changes.iter().map(|_| Err(SinkError::soon("deadline reached while the request was in flight"))).collect(),
             };
+            self.observer.batch(name, changes.len(), started.elapsed().as_secs_f64());
             for (change, outcome) in changes.iter().zip(outcomes) {
+                self.observer.outcome(name, change.verb(), outcome.is_ok());
                 self.record(name, change, outcome, &mut report)?;
             }
         }

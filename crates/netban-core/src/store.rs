@@ -214,6 +214,35 @@ impl Store {
         Ok(conn.query_row(q, params![now], |r| r.get(0))?)
     }
 
+    /// The next moment something becomes due: a failed change's retry time or a lease's
+    /// end. `None` when nothing is scheduled.
+    pub fn next_event(&self, now: i64) -> Result<Option<i64>, StoreError> {
+        let conn = self.conn();
+        Ok(conn.query_row(
+            "SELECT min(t) FROM (
+               SELECT min(next_try) AS t FROM sink_records WHERE (state = 'adding' OR attempts > 0) AND next_try > ?1
+               UNION ALL
+               SELECT min(until) AS t FROM leases WHERE until > ?1)",
+            params![now],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Live leases at `now`.
+    pub fn live_lease_count(&self, now: i64) -> Result<i64, StoreError> {
+        Ok(self.conn().query_row("SELECT count(*) FROM leases WHERE until IS NULL OR until > ?1", params![now], |r| r.get(0))?)
+    }
+
+    /// Per sink: how many targets it holds, and how many records have failed attempts.
+    pub fn record_counts(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT sink, sum(state = 'held'), sum(attempts > 0) FROM sink_records GROUP BY sink",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Counts leases (all, live or not).
     pub fn lease_count(&self) -> Result<i64, StoreError> {
         Ok(self.conn().query_row("SELECT count(*) FROM leases", [], |r| r.get(0))?)
@@ -315,6 +344,17 @@ impl Store {
             n += conn.execute("DELETE FROM sink_records WHERE sink = ?1", params![name])?;
         }
         Ok(n)
+    }
+
+    /// Adds one to the counter `key` (kept in `meta`) and returns the new value.
+    pub fn bump_counter(&self, key: &str) -> Result<i64, StoreError> {
+        Ok(self.conn().query_row(
+            "INSERT INTO meta (key, value) VALUES (?1, '1')
+             ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1
+             RETURNING CAST(value AS INTEGER)",
+            params![key],
+            |r| r.get(0),
+        )?)
     }
 
     pub fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {

@@ -1,0 +1,151 @@
+//! Prometheus metrics of the daemon (`/metrics`, OpenMetrics text format).
+//!
+//! - `netban_leases`: live leases;
+//! - `netban_sink_changes_total{sink,op,result}`: changes applied or failed per sink;
+//! - `netban_sink_held{sink}`, `netban_sink_pending{sink}`, `netban_sink_failing{sink}`;
+//! - `netban_sink_apply_duration_seconds{sink}`: time per batch (one request for a single
+//!   ban on ExaFS);
+//! - `netban_guard_refusals_total`: targets the guard refused, CLI and daemon together;
+//! - `netban_reconcile_passes_total`.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use netban_core::reconcile::{Observer, PassReport};
+use netban_core::store::Store;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabel {
+    sink: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChangeLabel {
+    sink: String,
+    op: String,
+    result: String,
+}
+
+fn apply_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    leases: Gauge,
+    changes: Family<ChangeLabel, Counter>,
+    held: Family<SinkLabel, Gauge>,
+    pending: Family<SinkLabel, Gauge>,
+    failing: Family<SinkLabel, Gauge>,
+    apply: Family<SinkLabel, Histogram, fn() -> Histogram>,
+    refusals: Counter,
+    refusals_seen: AtomicU64,
+    passes: Counter,
+    lock: Mutex<()>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("netban");
+        let leases = Gauge::default();
+        let changes = Family::<ChangeLabel, Counter>::default();
+        let held = Family::<SinkLabel, Gauge>::default();
+        let pending = Family::<SinkLabel, Gauge>::default();
+        let failing = Family::<SinkLabel, Gauge>::default();
+        let apply = Family::<SinkLabel, Histogram, fn() -> Histogram>::new_with_constructor(apply_histogram);
+        let refusals = Counter::default();
+        let passes = Counter::default();
+        registry.register("leases", "Live leases", leases.clone());
+        registry.register("sink_changes", "Changes carried out on a sink, by operation and result", changes.clone());
+        registry.register("sink_held", "Targets a sink confirmed it holds", held.clone());
+        registry.register("sink_pending", "Changes waiting on a sink after the last pass", pending.clone());
+        registry.register("sink_failing", "Targets whose last change on a sink failed", failing.clone());
+        registry.register("sink_apply_duration_seconds", "Time a sink took for one batch of changes", apply.clone());
+        registry.register("guard_refusals", "Targets the guard refused", refusals.clone());
+        registry.register("reconcile_passes", "Reconcile passes run by the daemon", passes.clone());
+        Metrics {
+            registry,
+            leases,
+            changes,
+            held,
+            pending,
+            failing,
+            apply,
+            refusals,
+            refusals_seen: AtomicU64::new(0),
+            passes,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// Updates the gauges after a pass, from the report and the store.
+    pub fn after_pass(&self, report: &PassReport, store: &Store, now: i64) {
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.passes.inc();
+        for s in &report.sinks {
+            let label = SinkLabel { sink: s.sink.clone() };
+            self.pending.get_or_create(&label).set((s.deferred + s.failed + s.not_attempted) as i64);
+        }
+        if let Ok(n) = store.live_lease_count(now) {
+            self.leases.set(n);
+        }
+        if let Ok(counts) = store.record_counts() {
+            // A sink with no records left has no row: it holds nothing.
+            for s in &report.sinks {
+                if !counts.iter().any(|(name, _, _)| name == &s.sink) {
+                    let label = SinkLabel { sink: s.sink.clone() };
+                    self.held.get_or_create(&label).set(0);
+                    self.failing.get_or_create(&label).set(0);
+                }
+            }
+            for (sink, held, failing) in counts {
+                let label = SinkLabel { sink };
+                self.held.get_or_create(&label).set(held);
+                self.failing.get_or_create(&label).set(failing);
+            }
+        }
+        // Refusals are counted in the store (the CLI refuses most of them); export the
+        // growth since the last look so the counter stays monotonic.
+        let total = store
+            .get_meta(crate::ops::GUARD_REFUSALS)
+            .ok()
+            .flatten()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let seen = self.refusals_seen.swap(total, Ordering::Relaxed);
+        if total > seen {
+            self.refusals.inc_by(total - seen);
+        }
+    }
+
+    /// Sets the initial refusal count so a restart does not replay history as new.
+    pub fn baseline(&self, store: &Store) {
+        let total = store.get_meta(crate::ops::GUARD_REFUSALS).ok().flatten().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        self.refusals_seen.store(total, Ordering::Relaxed);
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!("metrics: cannot encode: {e}");
+        }
+        out
+    }
+}
+
+impl Observer for Metrics {
+    fn batch(&self, sink: &str, _changes: usize, seconds: f64) {
+        self.apply.get_or_create(&SinkLabel { sink: sink.to_string() }).observe(seconds);
+    }
+
+    fn outcome(&self, sink: &str, verb: &str, ok: bool) {
+        let label = ChangeLabel { sink: sink.to_string(), op: verb.to_string(), result: if ok { "ok" } else { "failed" }.to_string() };
+        self.changes.get_or_create(&label).inc();
+    }
+}

@@ -1,0 +1,73 @@
+//! Delivery after a lease change: hand it to the daemon, or do it inline within a deadline.
+//!
+//! When a daemon is running, the CLI writes one line (`{"op":"poke"}`) to its unix socket and
+//! returns: no network I/O on fail2ban's path. Otherwise the CLI reconciles the changed
+//! targets itself, then any other work that is due, until `reconcile.inline_deadline`.
+//! Whatever is not done stays pending in the store for the next call or `netban sync`.
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use netban_core::Target;
+use netban_core::clock;
+use netban_core::lock::ReconcileLock;
+use netban_core::reconcile::{PassOptions, Scope};
+
+use crate::context::Context;
+use crate::exit::{CliError, CliResult};
+
+/// The line a CLI sends the daemon after changing leases.
+pub const POKE: &[u8] = b"{\"op\":\"poke\"}\n";
+
+/// True when a daemon took the poke.
+pub fn poke_daemon(socket: &Path) -> bool {
+    let Ok(mut sock) = UnixStream::connect(socket) else { return false };
+    sock.write_all(POKE).is_ok()
+}
+
+/// Delivers changes to `targets`: through the daemon when it runs, inline otherwise.
+pub fn deliver(ctx: &mut Context, targets: Vec<Target>) -> CliResult {
+    if ctx.config.sinks.is_empty() {
+        return Ok(());
+    }
+    if poke_daemon(&ctx.config.socket_path()) {
+        tracing::debug!("daemon poked; it delivers");
+        return Ok(());
+    }
+    let deadline = Instant::now() + Duration::from_secs_f64(ctx.config.reconcile.inline_deadline);
+    inline(ctx, Scope::Targets(targets), deadline)
+}
+
+fn inline(ctx: &mut Context, scope: Scope, deadline: Instant) -> CliResult {
+    let Some(_lock) = ReconcileLock::acquire(&ctx.config.state_dir, deadline)? else {
+        tracing::info!("another netban process is delivering; this change stays pending for it");
+        return Ok(());
+    };
+    let engine = ctx.engine()?;
+    let store = ctx.store()?;
+    let opts = PassOptions { deadline, force: false, repair: false, dry_run: ctx.dry_run };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(async {
+        let report = engine.run(&scope, opts).await?;
+        if !report.converged() {
+            for s in report.sinks.iter().filter(|s| !s.converged()) {
+                tracing::info!("{}: work left pending for the next netban call or `netban sync`", s.sink);
+            }
+        }
+        // Pick up what earlier calls left pending, while time remains.
+        if Instant::now() < deadline && store.maybe_pending(clock::now())? {
+            engine.run(&Scope::All, opts).await?;
+        }
+        Ok::<_, CliError>(())
+    })
+}
+
+/// True when a daemon accepts connections on the socket.
+pub fn daemon_alive(socket: &Path) -> bool {
+    UnixStream::connect(socket).is_ok()
+}

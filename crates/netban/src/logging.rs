@@ -1,0 +1,135 @@
+//! Logging: quiet stderr (warn and above unless -v), plus the log file, syslog and journald
+//! the config asks for, at the configured level.
+//!
+//! fail2ban reads an action's output only after it exits, and a large output blocks it, so a
+//! successful `netban ban` prints nothing. Decisions (banned, skipped because ..., pending
+//! because ...) are one line each at info. Secrets never reach a log line: config types
+//! redact them in `Debug`, and no code formats a key or token.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::sync::{Mutex, OnceLock};
+
+use netban_core::config::LogConfig;
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::Layer;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+pub fn init(config: &LogConfig, verbose: u8) {
+    let stderr_level = match verbose {
+        0 => LevelFilter::WARN,
+        1 => LevelFilter::INFO,
+        2 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    };
+    let level = parse_level(&config.level);
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .with_ansi(false)
+        .with_filter(stderr_level);
+
+    let file = config.file.as_ref().and_then(|path| {
+        match OpenOptions::new().create(true).append(true).mode(0o640).open(path) {
+            Ok(f) => Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(Mutex::new(f))
+                    .with_target(false)
+                    .with_ansi(false)
+                    .with_filter(level),
+            ),
+            Err(e) => {
+                eprintln!("netban: cannot open log file {}: {e}; logging to stderr only", path.display());
+                None
+            }
+        }
+    });
+    let syslog = (config.syslog && std::path::Path::new("/dev/log").exists()).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(Syslog)
+            .without_time()
+            .with_target(false)
+            .with_level(false)
+            .with_ansi(false)
+            .with_filter(level)
+    });
+    let journald = if config.journald {
+        match tracing_journald::layer() {
+            Ok(l) => Some(l.with_syslog_identifier("netban".to_string()).with_filter(level)),
+            Err(e) => {
+                eprintln!("netban: journald is not reachable ({e}); not logging to it");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    // A second init (tests) keeps the first subscriber; nothing to report.
+    let _ = tracing_subscriber::registry().with(stderr).with(file).with(syslog).with(journald).try_init();
+}
+
+fn parse_level(s: &str) -> LevelFilter {
+    match s {
+        "error" => LevelFilter::ERROR,
+        "warn" => LevelFilter::WARN,
+        "debug" => LevelFilter::DEBUG,
+        "trace" => LevelFilter::TRACE,
+        _ => LevelFilter::INFO,
+    }
+}
+
+/// Sends each formatted event as one RFC 3164 datagram to /dev/log (facility daemon).
+struct Syslog;
+
+struct SyslogLine {
+    severity: u8,
+    buf: Vec<u8>,
+}
+
+impl<'a> MakeWriter<'a> for Syslog {
+    type Writer = SyslogLine;
+    fn make_writer(&'a self) -> SyslogLine {
+        SyslogLine { severity: 6, buf: Vec::new() }
+    }
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> SyslogLine {
+        let severity = match *meta.level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            _ => 7,
+        };
+        SyslogLine { severity, buf: Vec::new() }
+    }
+}
+
+impl Write for SyslogLine {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for SyslogLine {
+    fn drop(&mut self) {
+        static SOCKET: OnceLock<Option<UnixDatagram>> = OnceLock::new();
+        let Some(sock) = SOCKET.get_or_init(|| {
+            let s = UnixDatagram::unbound().ok()?;
+            s.connect("/dev/log").ok()?;
+            Some(s)
+        }) else {
+            return;
+        };
+        let text = String::from_utf8_lossy(&self.buf);
+        let msg = format!("<{}>netban[{}]: {}", 3 * 8 + self.severity, std::process::id(), text.trim_end());
+        // Best effort: a full or missing syslog never fails a ban.
+        let _ = sock.send(msg.as_bytes());
+    }
+}
