@@ -48,6 +48,15 @@ pub enum Command {
     Status,
     /// Run the delivery daemon: reconcile loop, repair, expiry, metrics.
     Daemon,
+    /// Print the man page (roff) or shell completions, generated from these definitions.
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// `man`, or a shell: bash, zsh, fish, elvish, powershell.
+    pub what: String,
 }
 
 #[derive(Debug, Args)]

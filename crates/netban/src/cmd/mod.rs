@@ -4,6 +4,7 @@ mod ban;
 mod check;
 
 mod flush;
+mod generate;
 mod list;
 mod status;
 mod sync;
@@ -23,6 +24,9 @@ pub fn run(cli: Cli) -> CliResult {
     if let Command::Unban(a) = &cli.command {
         unban::validate(a)?;
     }
+    if let Command::Generate(a) = &cli.command {
+        return generate::run(a);
+    }
     let mut ctx = Context::load(&cli)?;
     match cli.command {
         Command::Ban(_) => match pre {
@@ -36,5 +40,6 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Check => check::run(&mut ctx),
         Command::Status => status::run(&mut ctx),
         Command::Daemon => crate::daemon::run(&mut ctx),
+        Command::Generate(_) => Ok(()),
     }
 }
