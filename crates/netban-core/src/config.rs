@@ -409,10 +409,10 @@ impl Config {
         if !self.state_dir.is_absolute() {
             return Err(format!("state_dir = {:?} must be an absolute path", self.state_dir));
         }
-        if let Some(h) = &self.host_id {
-            if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-                return Err(format!("host_id = {h:?} may contain only letters, digits and - _ ."));
-            }
+        if let Some(h) = &self.host_id
+            && (h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+        {
+            return Err(format!("host_id = {h:?} may contain only letters, digits and - _ ."));
         }
         let g = &self.guard;
         if !(1..=32).contains(&g.max_prefix_v4) {
@@ -435,10 +435,10 @@ impl Config {
                 return Err(format!("{key} = {v} must be a number of seconds between 0 and 86400"));
             }
         }
-        if let Some(v) = self.daemon.resync_interval {
-            if !(v.is_finite() && v >= 1.0) {
-                return Err(format!("daemon.resync_interval = {v} must be at least 1 second"));
-            }
+        if let Some(v) = self.daemon.resync_interval
+            && !(v.is_finite() && v >= 1.0)
+        {
+            return Err(format!("daemon.resync_interval = {v} must be at least 1 second"));
         }
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
             return Err(format!(

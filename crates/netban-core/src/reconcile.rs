@@ -97,6 +97,15 @@ impl PassReport {
     }
 }
 
+/// One sink's desired set, records and plan, as [`Engine::plans`] computed them.
+#[derive(Debug, Clone)]
+pub struct SinkPlan {
+    pub name: String,
+    pub desired: BTreeMap<Target, Desired>,
+    pub records: Vec<SinkRecord>,
+    pub plan: Plan,
+}
+
 struct Slot {
     config: SinkConfig,
     built: Mutex<Option<Arc<dyn Sink>>>,
@@ -149,7 +158,7 @@ impl Engine {
     }
 
     /// The plan of every sink, without doing anything (for `list`, `status`, `sync --dry-run`).
-    pub fn plans(&self, now: i64) -> Result<Vec<(String, BTreeMap<Target, Desired>, Vec<SinkRecord>, Plan)>, StoreError> {
+    pub fn plans(&self, now: i64) -> Result<Vec<SinkPlan>, StoreError> {
         let leases = self.store.live_leases(now, None)?;
         let mut out = Vec::new();
         for slot in &self.slots {
@@ -157,7 +166,7 @@ impl Engine {
             let desired = self.desired(slot, &leases, now);
             let records = self.store.records(&name)?;
             let plan = plan_sink(&desired, &records, None, now, true);
-            out.push((name, desired, records, plan));
+            out.push(SinkPlan { name, desired, records, plan });
         }
         Ok(out)
     }

@@ -42,7 +42,7 @@ pub struct SinkView {
 
 pub fn sinks(engine: &Engine, now: i64) -> Result<Vec<SinkView>, StoreError> {
     let mut out = Vec::new();
-    for (name, desired, records, plan) in engine.plans(now)? {
+    for netban_core::reconcile::SinkPlan { name, desired, records, plan } in engine.plans(now)? {
         let recs: BTreeMap<Target, &SinkRecord> = records.iter().map(|r| (r.target, r)).collect();
         let mut entries = BTreeMap::new();
         for d in desired.values() {

@@ -36,7 +36,7 @@ pub fn run(ctx: &mut Context, a: SyncArgs) -> CliResult {
         .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
     let report = rt.block_on(engine.run(&Scope::All, opts))?;
     // Converged means: nothing is left to do, checked afresh after the pass.
-    let left: Vec<(String, usize)> = engine.plans(clock::now())?.into_iter().map(|(n, _, _, p)| (n, p.steps.len())).collect();
+    let left: Vec<(String, usize)> = engine.plans(clock::now())?.into_iter().map(|p| (p.name, p.plan.steps.len())).collect();
     let converged = left.iter().all(|(_, n)| *n == 0) && report.sinks.iter().all(|s| s.error.is_none());
     if ctx.json {
         let v = serde_json::json!({ "converged": converged, "sinks": report.sinks, "pending": left.iter().map(|(n, c)| serde_json::json!({"sink": n, "pending": c})).collect::<Vec<_>>() });

@@ -119,7 +119,7 @@ fn sync_answer(shared: &Shared, report: Option<&PassReport>) -> serde_json::Valu
         return json!({"ok": false, "code": 1, "error": "the pass could not run (see the daemon's log)"});
     };
     let pending: usize = match shared.engine().plans(clock::now()) {
-        Ok(plans) => plans.iter().map(|(_, _, _, p)| p.steps.len()).sum(),
+        Ok(plans) => plans.iter().map(|p| p.plan.steps.len()).sum(),
         Err(e) => return json!({"ok": false, "code": 1, "error": e.to_string()}),
     };
     let converged = pending == 0 && report.sinks.iter().all(|s| s.error.is_none());
