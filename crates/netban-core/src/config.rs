@@ -29,7 +29,10 @@ pub const DEFAULT_EXEC_TIMEOUT: f64 = 10.0;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config {path}: {message}")]
@@ -211,7 +214,11 @@ fn default_web_listen() -> String {
 
 impl Default for WebConfig {
     fn default() -> Self {
-        WebConfig { listen: default_web_listen(), token: None, token_file: None }
+        WebConfig {
+            listen: default_web_listen(),
+            token: None,
+            token_file: None,
+        }
     }
 }
 
@@ -239,7 +246,12 @@ fn default_log_level() -> String {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: default_log_level(), file: None, syslog: true, journald: false }
+        LogConfig {
+            level: default_log_level(),
+            file: None,
+            syslog: true,
+            journald: false,
+        }
     }
 }
 
@@ -385,8 +397,10 @@ fn default_exec_timeout() -> f64 {
 impl Config {
     /// Reads, parses and validates the config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Config::parse(&text, path)
     }
 
@@ -407,19 +421,33 @@ impl Config {
     /// Checks values that serde cannot; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
         if !self.state_dir.is_absolute() {
-            return Err(format!("state_dir = {:?} must be an absolute path", self.state_dir));
+            return Err(format!(
+                "state_dir = {:?} must be an absolute path",
+                self.state_dir
+            ));
         }
         if let Some(h) = &self.host_id
-            && (h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+            && (h.is_empty()
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
         {
-            return Err(format!("host_id = {h:?} may contain only letters, digits and - _ ."));
+            return Err(format!(
+                "host_id = {h:?} may contain only letters, digits and - _ ."
+            ));
         }
         let g = &self.guard;
         if !(1..=32).contains(&g.max_prefix_v4) {
-            return Err(format!("guard.max_prefix_v4 = {} must be 1 to 32", g.max_prefix_v4));
+            return Err(format!(
+                "guard.max_prefix_v4 = {} must be 1 to 32",
+                g.max_prefix_v4
+            ));
         }
         if !(1..=128).contains(&g.max_prefix_v6) {
-            return Err(format!("guard.max_prefix_v6 = {} must be 1 to 128", g.max_prefix_v6));
+            return Err(format!(
+                "guard.max_prefix_v6 = {} must be 1 to 128",
+                g.max_prefix_v6
+            ));
         }
         for a in &g.allow {
             Target::parse(a).map_err(|e| format!("guard.allow: {e}"))?;
@@ -432,13 +460,17 @@ impl Config {
             ("reconcile.retry_refused", r.retry_refused),
         ] {
             if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
-                return Err(format!("{key} = {v} must be a number of seconds between 0 and 86400"));
+                return Err(format!(
+                    "{key} = {v} must be a number of seconds between 0 and 86400"
+                ));
             }
         }
         if let Some(v) = self.daemon.resync_interval
             && !(v.is_finite() && v >= 1.0)
         {
-            return Err(format!("daemon.resync_interval = {v} must be at least 1 second"));
+            return Err(format!(
+                "daemon.resync_interval = {v} must be at least 1 second"
+            ));
         }
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
             return Err(format!(
@@ -453,11 +485,19 @@ impl Config {
         for sink in &self.sinks {
             let c = sink.common();
             let name = c.name;
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-                return Err(format!("sink name {name:?} may contain only letters, digits and - _ ."));
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
+                return Err(format!(
+                    "sink name {name:?} may contain only letters, digits and - _ ."
+                ));
             }
             if !names.insert(name) {
-                return Err(format!("two sinks are named {name:?}; sink names must be unique"));
+                return Err(format!(
+                    "two sinks are named {name:?}; sink names must be unique"
+                ));
             }
             for j in c.jails.unwrap_or_default() {
                 validate_jail(j).map_err(|e| format!("sink {name:?}: jails: {e}"))?;
@@ -472,7 +512,10 @@ impl Config {
 
     /// The socket path of the daemon.
     pub fn socket_path(&self) -> PathBuf {
-        self.daemon.socket.clone().unwrap_or_else(|| self.state_dir.join("netban.sock"))
+        self.daemon
+            .socket
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("netban.sock"))
     }
 
     /// The configured host id, or the host name.
@@ -486,18 +529,32 @@ impl Config {
     /// True when some sink holds a secret inline (so the file must not be world-readable).
     pub fn has_inline_secret(&self) -> bool {
         self.web.token.is_some()
-            || self.sinks.iter().any(|s| matches!(s, SinkConfig::Exafs(x) if x.api_key.is_some()))
+            || self
+                .sinks
+                .iter()
+                .any(|s| matches!(s, SinkConfig::Exafs(x) if x.api_key.is_some()))
     }
 }
 
 fn validate_exafs(x: &ExafsConfig) -> Result<(), String> {
     let name = &x.name;
     if !(x.url.starts_with("http://") || x.url.starts_with("https://")) {
-        return Err(format!("sink {name:?}: url = {:?} must start with https:// (or http://)", x.url));
+        return Err(format!(
+            "sink {name:?}: url = {:?} must start with https:// (or http://)",
+            x.url
+        ));
     }
     match (&x.api_key, &x.api_key_file) {
-        (Some(_), Some(_)) => return Err(format!("sink {name:?}: set api_key or api_key_file, not both")),
-        (None, None) => return Err(format!("sink {name:?}: api_key or api_key_file is required")),
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "sink {name:?}: set api_key or api_key_file, not both"
+            ));
+        }
+        (None, None) => {
+            return Err(format!(
+                "sink {name:?}: api_key or api_key_file is required"
+            ));
+        }
         (Some(k), None) if k.expose().trim().is_empty() => {
             return Err(format!("sink {name:?}: api_key is empty"));
         }
@@ -505,13 +562,22 @@ fn validate_exafs(x: &ExafsConfig) -> Result<(), String> {
     }
     Template::parse(&x.comment).map_err(|e| format!("sink {name:?}: comment: {e}"))?;
     if x.permanent_expiry < 3600 {
-        return Err(format!("sink {name:?}: permanent_expiry = {} must be at least 3600 seconds", x.permanent_expiry));
+        return Err(format!(
+            "sink {name:?}: permanent_expiry = {} must be at least 3600 seconds",
+            x.permanent_expiry
+        ));
     }
     if !(x.timeout.is_finite() && x.timeout > 0.0 && x.timeout <= 300.0) {
-        return Err(format!("sink {name:?}: timeout = {} must be between 0 and 300 seconds", x.timeout));
+        return Err(format!(
+            "sink {name:?}: timeout = {} must be between 0 and 300 seconds",
+            x.timeout
+        ));
     }
     if !(1..=256).contains(&x.concurrency) {
-        return Err(format!("sink {name:?}: concurrency = {} must be 1 to 256", x.concurrency));
+        return Err(format!(
+            "sink {name:?}: concurrency = {} must be 1 to 256",
+            x.concurrency
+        ));
     }
     Ok(())
 }
@@ -521,17 +587,24 @@ fn validate_exec(x: &ExecConfig) -> Result<(), String> {
     for (key, argv) in [("ban", Some(&x.ban)), ("unban", x.unban.as_ref())] {
         let Some(argv) = argv else { continue };
         let Some(program) = argv.first() else {
-            return Err(format!("sink {name:?}: {key} must name a program: [\"/path/to/program\", \"{{ip}}\"]"));
+            return Err(format!(
+                "sink {name:?}: {key} must name a program: [\"/path/to/program\", \"{{ip}}\"]"
+            ));
         };
         if program.contains('{') {
-            return Err(format!("sink {name:?}: {key}: the program ({program:?}) cannot be a template"));
+            return Err(format!(
+                "sink {name:?}: {key}: the program ({program:?}) cannot be a template"
+            ));
         }
         for arg in argv {
             Template::parse(arg).map_err(|e| format!("sink {name:?}: {key}: {e}"))?;
         }
     }
     if !(x.timeout.is_finite() && x.timeout > 0.0 && x.timeout <= 3600.0) {
-        return Err(format!("sink {name:?}: timeout = {} must be between 0 and 3600 seconds", x.timeout));
+        return Err(format!(
+            "sink {name:?}: timeout = {} must be between 0 and 3600 seconds",
+            x.timeout
+        ));
     }
     Ok(())
 }
@@ -595,13 +668,26 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         let base = "[[sink]]\nname = \"x\"\ntype = \"exafs\"\ncommunity = 1\n";
-        assert!(parse(&format!("{base}url = \"ftp://e\"\napi_key = \"k\"\n")).unwrap_err().contains("url"));
-        assert!(parse(&format!("{base}url = \"http://e\"\n")).unwrap_err().contains("api_key"));
-        let e = parse("[[sink]]\nname=\"n\"\ntype=\"exec\"\nban=[\"/bin/echo\",\"{jial}\"]\n").unwrap_err();
+        assert!(
+            parse(&format!("{base}url = \"ftp://e\"\napi_key = \"k\"\n"))
+                .unwrap_err()
+                .contains("url")
+        );
+        assert!(
+            parse(&format!("{base}url = \"http://e\"\n"))
+                .unwrap_err()
+                .contains("api_key")
+        );
+        let e = parse("[[sink]]\nname=\"n\"\ntype=\"exec\"\nban=[\"/bin/echo\",\"{jial}\"]\n")
+            .unwrap_err();
         assert!(e.contains("{jial}"), "{e}");
         let e = parse("[[sink]]\nname=\"n\"\ntype=\"nope\"\n").unwrap_err();
         assert!(e.contains("nope"), "{e}");
-        assert!(parse("[guard]\nallow = [\"10.0.0.0/33\"]\n").unwrap_err().contains("guard.allow"));
+        assert!(
+            parse("[guard]\nallow = [\"10.0.0.0/33\"]\n")
+                .unwrap_err()
+                .contains("guard.allow")
+        );
     }
 
     #[test]

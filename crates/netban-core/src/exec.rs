@@ -27,7 +27,11 @@ pub struct ExecSink {
 
 impl ExecSink {
     pub fn new(config: &ExecConfig, host: &str) -> Result<ExecSink, String> {
-        let parse = |argv: &[String]| argv.iter().map(|a| Template::parse(a)).collect::<Result<Vec<_>, _>>();
+        let parse = |argv: &[String]| {
+            argv.iter()
+                .map(|a| Template::parse(a))
+                .collect::<Result<Vec<_>, _>>()
+        };
         Ok(ExecSink {
             name: config.name.clone(),
             host: host.to_string(),
@@ -54,16 +58,41 @@ impl ExecSink {
         let left = deadline.saturating_duration_since(Instant::now());
         let limit = self.timeout.min(left.max(Duration::from_millis(100)));
         let child = cmd.spawn().map_err(|e| {
-            SinkError::later(format!("{}: cannot run {program}: {e}; check the path in the sink's ban/unban", self.name))
+            SinkError::later(format!(
+                "{}: cannot run {program}: {e}; check the path in the sink's ban/unban",
+                self.name
+            ))
         })?;
         match tokio::time::timeout(limit, child.wait_with_output()).await {
-            Err(_) => Err(SinkError::soon(format!("{}: {program} did not finish within {:.1}s and was killed", self.name, limit.as_secs_f64()))),
-            Ok(Err(e)) => Err(SinkError::soon(format!("{}: waiting for {program}: {e}", self.name))),
+            Err(_) => Err(SinkError::soon(format!(
+                "{}: {program} did not finish within {:.1}s and was killed",
+                self.name,
+                limit.as_secs_f64()
+            ))),
+            Ok(Err(e)) => Err(SinkError::soon(format!(
+                "{}: waiting for {program}: {e}",
+                self.name
+            ))),
             Ok(Ok(out)) if out.status.success() => Ok(Applied::default()),
             Ok(Ok(out)) => {
                 let stderr = String::from_utf8_lossy(&out.stderr);
-                let first = stderr.lines().next().unwrap_or("").chars().take(200).collect::<String>();
-                Err(SinkError::soon(format!("{}: {program} exited with {}{}", self.name, out.status, if first.is_empty() { String::new() } else { format!(": {first}") })))
+                let first = stderr
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(200)
+                    .collect::<String>();
+                Err(SinkError::soon(format!(
+                    "{}: {program} exited with {}{}",
+                    self.name,
+                    out.status,
+                    if first.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {first}")
+                    }
+                )))
             }
         }
     }
@@ -83,18 +112,32 @@ impl Sink for ExecSink {
         let mut out = Vec::with_capacity(changes.len());
         for change in changes {
             if Instant::now() >= deadline {
-                out.push(Err(SinkError::soon(format!("{}: deadline reached before running the command", self.name))));
+                out.push(Err(SinkError::soon(format!(
+                    "{}: deadline reached before running the command",
+                    self.name
+                ))));
                 continue;
             }
             let outcome = match change {
-                Change::Add { target, lease, remote_id: Some(_), .. } => {
+                Change::Add {
+                    target,
+                    lease,
+                    remote_id: Some(_),
+                    ..
+                } => {
                     // Already banned through this sink; a command has no expiry to extend.
                     let _ = (target, lease);
                     Ok(Applied::default())
                 }
-                Change::Add { target, lease, .. } => self.run(&self.ban, &Vars::new(target, lease, &self.host), deadline).await,
+                Change::Add { target, lease, .. } => {
+                    self.run(&self.ban, &Vars::new(target, lease, &self.host), deadline)
+                        .await
+                }
                 Change::Remove { target, lease, .. } => match &self.unban {
-                    Some(argv) => self.run(argv, &Vars::new(target, lease, &self.host), deadline).await,
+                    Some(argv) => {
+                        self.run(argv, &Vars::new(target, lease, &self.host), deadline)
+                            .await
+                    }
                     None => Ok(Applied::default()),
                 },
             };
@@ -106,9 +149,16 @@ impl Sink for ExecSink {
     async fn check(&self, _deadline: Instant) -> Result<String, SinkError> {
         let mut programs = Vec::new();
         for argv in std::iter::once(&self.ban).chain(self.unban.as_ref()) {
-            let program = argv.first().map(|t| t.render(&Vars::default())).unwrap_or_default();
-            let found = find_program(&program)
-                .ok_or_else(|| SinkError::later(format!("{}: program {program} not found or not executable", self.name)))?;
+            let program = argv
+                .first()
+                .map(|t| t.render(&Vars::default()))
+                .unwrap_or_default();
+            let found = find_program(&program).ok_or_else(|| {
+                SinkError::later(format!(
+                    "{}: program {program} not found or not executable",
+                    self.name
+                ))
+            })?;
             programs.push(found);
         }
         Ok(format!("runs {}", programs.join(" and ")))
@@ -117,11 +167,17 @@ impl Sink for ExecSink {
 
 fn find_program(program: &str) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
-    let executable = |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
     if program.contains('/') {
         return executable(std::path::Path::new(program)).then(|| program.to_string());
     }
-    SAFE_PATH.split(':').map(|d| std::path::Path::new(d).join(program)).find(|p| executable(p)).map(|p| p.display().to_string())
+    SAFE_PATH
+        .split(':')
+        .map(|d| std::path::Path::new(d).join(program))
+        .find(|p| executable(p))
+        .map(|p| p.display().to_string())
 }
 
 #[cfg(test)]
@@ -146,7 +202,12 @@ mod tests {
         Change::Add {
             target: Target::parse(t).unwrap(),
             expires: None,
-            lease: LeaseInfo { jail: jail.into(), origin: "local".into(), bantime: 600, until: Some(1000) },
+            lease: LeaseInfo {
+                jail: jail.into(),
+                origin: "local".into(),
+                bantime: 600,
+                until: Some(1000),
+            },
             remote_id: None,
         }
     }
@@ -159,13 +220,33 @@ mod tests {
     async fn runs_argv_without_a_shell() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
-        let script = format!("printf '%s|' \"$@\" \"$NETBAN_IP\" \"$NETBAN_JAIL\" > {}", out.display());
-        let s = sink(&["/bin/sh", "-c", &script, "sh", "{jail}", "{bantime}", "{ip}"], None, 5.0);
+        let script = format!(
+            "printf '%s|' \"$@\" \"$NETBAN_IP\" \"$NETBAN_JAIL\" > {}",
+            out.display()
+        );
+        let s = sink(
+            &[
+                "/bin/sh",
+                "-c",
+                &script,
+                "sh",
+                "{jail}",
+                "{bantime}",
+                "{ip}",
+            ],
+            None,
+            5.0,
+        );
         // A hostile jail value arrives as one argument, unexpanded.
-        let r = s.apply(&[add("192.0.2.1", "x;$(touch /tmp/pwned)")], soon()).await;
+        let r = s
+            .apply(&[add("192.0.2.1", "x;$(touch /tmp/pwned)")], soon())
+            .await;
         assert!(r[0].is_ok(), "{r:?}");
         let got = std::fs::read_to_string(&out).unwrap();
-        assert_eq!(got, "x;$(touch /tmp/pwned)|600|192.0.2.1|192.0.2.1|x;$(touch /tmp/pwned)|");
+        assert_eq!(
+            got,
+            "x;$(touch /tmp/pwned)|600|192.0.2.1|192.0.2.1|x;$(touch /tmp/pwned)|"
+        );
     }
 
     #[tokio::test]

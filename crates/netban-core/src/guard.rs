@@ -43,10 +43,19 @@ impl fmt::Display for Refusal {
 /// A problem with an allowlist file: the operator must fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum GuardError {
-    #[error("cannot read allowlist {path}: {source}; create it (it may be empty) or remove it from guard.allowlist")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error(
+        "cannot read allowlist {path}: {source}; create it (it may be empty) or remove it from guard.allowlist"
+    )]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("allowlist {path} line {line}: {message}")]
-    Line { path: PathBuf, line: usize, message: String },
+    Line {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -76,18 +85,29 @@ impl Guard {
     pub fn new(cfg: &GuardConfig) -> Result<Guard, GuardError> {
         let mut fixed: Vec<Protected> = NEVER_BAN
             .iter()
-            .filter_map(|(net, why)| net.parse().ok().map(|net| Protected { net, why: (*why).to_string() }))
+            .filter_map(|(net, why)| {
+                net.parse().ok().map(|net| Protected {
+                    net,
+                    why: (*why).to_string(),
+                })
+            })
             .collect();
         for a in &cfg.allow {
             // Config validation already parsed these; skip (never panic) if one slipped by.
             if let Ok(t) = Target::parse(a) {
-                fixed.push(Protected { net: t.net(), why: format!("guard.allow {t}") });
+                fixed.push(Protected {
+                    net: t.net(),
+                    why: format!("guard.allow {t}"),
+                });
             }
         }
         if cfg.protect_own_addresses {
             for addr in own_addresses() {
                 let t = Target::from_net(IpNet::from(addr));
-                fixed.push(Protected { net: t.net(), why: format!("this host's address {addr}") });
+                fixed.push(Protected {
+                    net: t.net(),
+                    why: format!("this host's address {addr}"),
+                });
             }
         }
         let mut guard = Guard {
@@ -97,7 +117,11 @@ impl Guard {
             files: cfg
                 .allowlist
                 .iter()
-                .map(|p| AllowFile { path: p.clone(), stamp: None, nets: Vec::new() })
+                .map(|p| AllowFile {
+                    path: p.clone(),
+                    stamp: None,
+                    nets: Vec::new(),
+                })
                 .collect(),
         };
         guard.refresh()?;
@@ -109,9 +133,14 @@ impl Guard {
     pub fn refresh(&mut self) -> Result<bool, GuardError> {
         let mut changed = false;
         for file in &mut self.files {
-            let meta = std::fs::metadata(&file.path)
-                .map_err(|source| GuardError::Read { path: file.path.clone(), source })?;
-            let stamp = (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len());
+            let meta = std::fs::metadata(&file.path).map_err(|source| GuardError::Read {
+                path: file.path.clone(),
+                source,
+            })?;
+            let stamp = (
+                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                meta.len(),
+            );
             if file.stamp == Some(stamp) {
                 continue;
             }
@@ -131,7 +160,10 @@ impl Guard {
         if len < max {
             return Err(Refusal(format!("{target} is wider than /{max} ({key})")));
         }
-        let all = self.fixed.iter().chain(self.files.iter().flat_map(|f| f.nets.iter()));
+        let all = self
+            .fixed
+            .iter()
+            .chain(self.files.iter().flat_map(|f| f.nets.iter()));
         for p in all {
             if target.overlaps(&p.net) {
                 return Err(Refusal(format!("{target} overlaps {} ({})", p.net, p.why)));
@@ -148,8 +180,10 @@ impl Guard {
 
 /// Reads one allowlist: one address or CIDR per line, `#` starts a comment.
 fn read_allowlist(path: &Path) -> Result<Vec<Protected>, GuardError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| GuardError::Read { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| GuardError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut nets = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let entry = line.split('#').next().unwrap_or("").trim();
@@ -161,7 +195,10 @@ fn read_allowlist(path: &Path) -> Result<Vec<Protected>, GuardError> {
             line: i + 1,
             message: e.to_string(),
         })?;
-        nets.push(Protected { net: t.net(), why: format!("allowlist {}:{}", path.display(), i + 1) });
+        nets.push(Protected {
+            net: t.net(),
+            why: format!("allowlist {}:{}", path.display(), i + 1),
+        });
     }
     Ok(nets)
 }
@@ -170,7 +207,9 @@ fn own_addresses() -> Vec<std::net::IpAddr> {
     match if_addrs::get_if_addrs() {
         Ok(ifs) => ifs.into_iter().map(|i| i.ip()).collect(),
         Err(e) => {
-            tracing::warn!("guard: cannot list this host's addresses ({e}); they are not protected");
+            tracing::warn!(
+                "guard: cannot list this host's addresses ({e}); they are not protected"
+            );
             Vec::new()
         }
     }
@@ -183,7 +222,9 @@ mod tests {
 
     fn guard_with(allow_file: Option<&Path>, own: bool) -> Guard {
         let cfg = GuardConfig {
-            allowlist: allow_file.map(|p| vec![p.to_path_buf()]).unwrap_or_default(),
+            allowlist: allow_file
+                .map(|p| vec![p.to_path_buf()])
+                .unwrap_or_default(),
             allow: vec!["198.51.100.0/28".into()],
             max_prefix_v4: 24,
             max_prefix_v6: 64,
@@ -202,7 +243,18 @@ mod tests {
         assert!(g.check(&t("192.0.2.1")).is_ok());
         assert!(g.check(&t("2001:db8::1")).is_ok());
         assert!(g.check(&t("203.0.113.0/24")).is_ok());
-        for bad in ["127.0.0.1", "0.0.0.0/0", "::/0", "::1", "fe80::1", "224.0.0.1", "169.254.1.1", "10.0.0.0/8", "2001:db8::/32", "0.0.0.0"] {
+        for bad in [
+            "127.0.0.1",
+            "0.0.0.0/0",
+            "::/0",
+            "::1",
+            "fe80::1",
+            "224.0.0.1",
+            "169.254.1.1",
+            "10.0.0.0/8",
+            "2001:db8::/32",
+            "0.0.0.0",
+        ] {
             assert!(g.check(&t(bad)).is_err(), "{bad} must be refused");
         }
         let why = g.check(&t("10.0.0.0/8")).unwrap_err().to_string();
@@ -224,7 +276,11 @@ mod tests {
     fn allowlist_file_is_read_and_reloaded() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("allow.conf");
-        std::fs::write(&path, "# office\n203.0.113.0/25  # vpn\n\n2001:db8:1::/48\n").unwrap();
+        std::fs::write(
+            &path,
+            "# office\n203.0.113.0/25  # vpn\n\n2001:db8:1::/48\n",
+        )
+        .unwrap();
         let mut g = guard_with(Some(&path), false);
         assert_eq!(g.allowlist_len(), 2);
         let why = g.check(&t("203.0.113.9")).unwrap_err().to_string();
@@ -232,7 +288,10 @@ mod tests {
         assert!(g.check(&t("2001:db8:1::7")).is_err());
         assert!(g.check(&t("192.0.2.1")).is_ok());
         // Change the file: the next refresh picks it up, without a restart.
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         writeln!(f, "192.0.2.0/24").unwrap();
         drop(f);
         assert!(g.refresh().unwrap());
@@ -245,7 +304,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("allow.conf");
         std::fs::write(&path, "192.0.2.0/24\nnot-an-ip\n").unwrap();
-        let cfg = GuardConfig { allowlist: vec![path], ..GuardConfig::default() };
+        let cfg = GuardConfig {
+            allowlist: vec![path],
+            ..GuardConfig::default()
+        };
         let e = Guard::new(&cfg).unwrap_err().to_string();
         assert!(e.contains("line 2"), "{e}");
     }

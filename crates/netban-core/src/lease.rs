@@ -117,8 +117,14 @@ mod tests {
     #[test]
     fn never_outlasts_every_time() {
         assert!(Until::Never > Until::At(i64::MAX));
-        assert_eq!([Until::At(5), Until::Never, Until::At(9)].into_iter().max(), Some(Until::Never));
-        assert_eq!([Until::At(5), Until::At(9)].into_iter().max(), Some(Until::At(9)));
+        assert_eq!(
+            [Until::At(5), Until::Never, Until::At(9)].into_iter().max(),
+            Some(Until::Never)
+        );
+        assert_eq!(
+            [Until::At(5), Until::At(9)].into_iter().max(),
+            Some(Until::At(9))
+        );
     }
 
     #[test]

@@ -54,8 +54,16 @@ mod tests {
         let soon = Instant::now() + Duration::from_millis(100);
         let a = ReconcileLock::acquire(dir.path(), soon).unwrap();
         assert!(a.is_some());
-        assert!(ReconcileLock::acquire(dir.path(), Instant::now() + Duration::from_millis(30)).unwrap().is_none());
+        assert!(
+            ReconcileLock::acquire(dir.path(), Instant::now() + Duration::from_millis(30))
+                .unwrap()
+                .is_none()
+        );
         drop(a);
-        assert!(ReconcileLock::acquire(dir.path(), Instant::now()).unwrap().is_some());
+        assert!(
+            ReconcileLock::acquire(dir.path(), Instant::now())
+                .unwrap()
+                .is_some()
+        );
     }
 }

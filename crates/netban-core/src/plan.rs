@@ -24,13 +24,23 @@ pub struct Desired {
 }
 
 /// The desired set of one sink: live leases it wants, that pass the guard.
-pub fn desired_set(sink: &SinkConfig, leases: &[Lease], guard: &Guard, now: i64) -> BTreeMap<Target, Desired> {
+pub fn desired_set(
+    sink: &SinkConfig,
+    leases: &[Lease],
+    guard: &Guard,
+    now: i64,
+) -> BTreeMap<Target, Desired> {
     let mut out: BTreeMap<Target, Desired> = BTreeMap::new();
     for l in leases {
         if !l.until.is_live(now) || !sink.wants(&l.jail, l.origin.as_str()) {
             continue;
         }
-        let info = LeaseInfo { jail: l.jail.clone(), origin: l.origin.as_str().to_string(), bantime: l.bantime, until: l.until.to_db() };
+        let info = LeaseInfo {
+            jail: l.jail.clone(),
+            origin: l.origin.as_str().to_string(),
+            bantime: l.bantime,
+            until: l.until.to_db(),
+        };
         match out.get_mut(&l.target) {
             Some(d) if l.until > d.until || (l.until == d.until && info.jail < d.lease.jail) => {
                 d.until = l.until;
@@ -38,7 +48,14 @@ pub fn desired_set(sink: &SinkConfig, leases: &[Lease], guard: &Guard, now: i64)
             }
             Some(_) => {}
             None => {
-                out.insert(l.target, Desired { target: l.target, until: l.until, lease: info });
+                out.insert(
+                    l.target,
+                    Desired {
+                        target: l.target,
+                        until: l.until,
+                        lease: info,
+                    },
+                );
             }
         }
     }
@@ -56,9 +73,16 @@ pub fn desired_set(sink: &SinkConfig, leases: &[Lease], guard: &Guard, now: i64)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// Put the target in place (`remote_id` set: it is there, extend its expiry).
-    Add { desired: Desired, remote_id: Option<String> },
+    Add {
+        desired: Desired,
+        remote_id: Option<String>,
+    },
     /// Take the target away.
-    Remove { target: Target, remote_id: Option<String>, lease: LeaseInfo },
+    Remove {
+        target: Target,
+        remote_id: Option<String>,
+        lease: LeaseInfo,
+    },
 }
 
 impl Step {
@@ -101,23 +125,47 @@ pub fn plan_sink(
     for (t, d) in desired.iter().filter(|(t, _)| in_scope(t)) {
         let rec = by_target.get(t).copied();
         match rec {
-            None => push(Step::Add { desired: d.clone(), remote_id: None }, None),
-            Some(r) if r.state == RecordState::Adding => {
-                push(Step::Add { desired: d.clone(), remote_id: r.remote_id.clone() }, Some(r))
-            }
-            Some(r) if needs_extension(r, d.until, now) => {
-                push(Step::Add { desired: d.clone(), remote_id: r.remote_id.clone() }, Some(r))
-            }
+            None => push(
+                Step::Add {
+                    desired: d.clone(),
+                    remote_id: None,
+                },
+                None,
+            ),
+            Some(r) if r.state == RecordState::Adding => push(
+                Step::Add {
+                    desired: d.clone(),
+                    remote_id: r.remote_id.clone(),
+                },
+                Some(r),
+            ),
+            Some(r) if needs_extension(r, d.until, now) => push(
+                Step::Add {
+                    desired: d.clone(),
+                    remote_id: r.remote_id.clone(),
+                },
+                Some(r),
+            ),
             Some(_) => {}
         }
     }
-    for r in records.iter().filter(|r| in_scope(&r.target) && !desired.contains_key(&r.target)) {
+    for r in records
+        .iter()
+        .filter(|r| in_scope(&r.target) && !desired.contains_key(&r.target))
+    {
         let remote_id = match r.state {
             RecordState::Held => r.remote_id.clone(),
             // An unconfirmed add may have reached the remote side: remove by lookup.
             RecordState::Adding => None,
         };
-        push(Step::Remove { target: r.target, remote_id, lease: r.lease.clone() }, Some(r));
+        push(
+            Step::Remove {
+                target: r.target,
+                remote_id,
+                lease: r.lease.clone(),
+            },
+            Some(r),
+        );
     }
     plan
 }
@@ -125,7 +173,9 @@ pub fn plan_sink(
 /// True when a held entry's remote expiry must be pushed out: it ends before the leases do,
 /// or (permanent bans) more than half of the lifetime the sink gave it has passed.
 fn needs_extension(rec: &SinkRecord, until: Until, now: i64) -> bool {
-    let Some(expires) = rec.expires else { return false };
+    let Some(expires) = rec.expires else {
+        return false;
+    };
     match until {
         Until::At(u) => expires < u,
         Until::Never => {
@@ -142,17 +192,33 @@ mod tests {
     use crate::lease::Origin;
 
     fn sink(jails: Option<&[&str]>) -> SinkConfig {
-        let jails = jails.map(|j| format!("jails = {:?}\n", j)).unwrap_or_default();
+        let jails = jails
+            .map(|j| format!("jails = {:?}\n", j))
+            .unwrap_or_default();
         let text = format!("[[sink]]\nname=\"s\"\ntype=\"exec\"\nban=[\"/bin/true\"]\n{jails}");
-        crate::config::Config::parse(&text, std::path::Path::new("t")).unwrap().sinks.remove(0)
+        crate::config::Config::parse(&text, std::path::Path::new("t"))
+            .unwrap()
+            .sinks
+            .remove(0)
     }
 
     fn guard() -> Guard {
-        Guard::new(&GuardConfig { protect_own_addresses: false, ..GuardConfig::default() }).unwrap()
+        Guard::new(&GuardConfig {
+            protect_own_addresses: false,
+            ..GuardConfig::default()
+        })
+        .unwrap()
     }
 
     fn lease(t: &str, jail: &str, until: Until) -> Lease {
-        Lease { target: Target::parse(t).unwrap(), jail: jail.into(), origin: Origin::Local, until, bantime: 60, since: 0 }
+        Lease {
+            target: Target::parse(t).unwrap(),
+            jail: jail.into(),
+            origin: Origin::Local,
+            until,
+            bantime: 60,
+            since: 0,
+        }
     }
 
     fn held(t: &str, expires: Option<i64>, updated: i64) -> SinkRecord {
@@ -162,7 +228,12 @@ mod tests {
             state: RecordState::Held,
             remote_id: Some("7".into()),
             expires,
-            lease: LeaseInfo { jail: "sshd".into(), origin: "local".into(), bantime: 60, until: None },
+            lease: LeaseInfo {
+                jail: "sshd".into(),
+                origin: "local".into(),
+                bantime: 60,
+                until: None,
+            },
             not_enforced: None,
             attempts: 0,
             next_try: 0,
@@ -181,37 +252,67 @@ mod tests {
             lease("127.0.0.1", "sshd", Until::Never),
         ];
         let d = desired_set(&sink(None), &leases, &guard(), 100);
-        assert_eq!(d.len(), 2, "expired and guarded leases are not desired: {d:?}");
+        assert_eq!(
+            d.len(),
+            2,
+            "expired and guarded leases are not desired: {d:?}"
+        );
         let one = &d[&Target::parse("192.0.2.1").unwrap()];
         assert_eq!(one.until, Until::At(900));
         assert_eq!(one.lease.jail, "postfix");
         let d = desired_set(&sink(Some(&["sshd"])), &leases, &guard(), 100);
-        assert_eq!(d[&Target::parse("192.0.2.1").unwrap()].until, Until::At(500));
+        assert_eq!(
+            d[&Target::parse("192.0.2.1").unwrap()].until,
+            Until::At(500)
+        );
     }
 
     #[test]
     fn plan_adds_extends_removes_and_is_idempotent() {
-        let leases = vec![lease("192.0.2.1", "sshd", Until::At(900)), lease("192.0.2.2", "sshd", Until::At(900))];
+        let leases = vec![
+            lease("192.0.2.1", "sshd", Until::At(900)),
+            lease("192.0.2.2", "sshd", Until::At(900)),
+        ];
         let d = desired_set(&sink(None), &leases, &guard(), 100);
-        let recs = vec![held("192.0.2.2", Some(600), 100), held("192.0.2.9", Some(600), 100)];
+        let recs = vec![
+            held("192.0.2.2", Some(600), 100),
+            held("192.0.2.9", Some(600), 100),
+        ];
         let p = plan_sink(&d, &recs, None, 100, false);
         let kinds: Vec<String> = p
             .steps
             .iter()
             .map(|s| match s {
-                Step::Add { desired, remote_id } => format!("add {} {:?}", desired.target, remote_id),
+                Step::Add { desired, remote_id } => {
+                    format!("add {} {:?}", desired.target, remote_id)
+                }
                 Step::Remove { target, .. } => format!("remove {target}"),
             })
             .collect();
-        assert_eq!(kinds, ["add 192.0.2.1/32 None", "add 192.0.2.2/32 Some(\"7\")", "remove 192.0.2.9/32"]);
+        assert_eq!(
+            kinds,
+            [
+                "add 192.0.2.1/32 None",
+                "add 192.0.2.2/32 Some(\"7\")",
+                "remove 192.0.2.9/32"
+            ]
+        );
         // Everything in place: nothing to do.
-        let recs = vec![held("192.0.2.1", Some(1200), 100), held("192.0.2.2", Some(900), 100)];
+        let recs = vec![
+            held("192.0.2.1", Some(1200), 100),
+            held("192.0.2.2", Some(900), 100),
+        ];
         assert!(plan_sink(&d, &recs, None, 100, false).steps.is_empty());
     }
 
     #[test]
     fn permanent_bans_are_renewed_at_half_life() {
-        let d = desired_set(&sink(None), &[lease("192.0.2.1", "sshd", Until::Never)], &guard(), 100);
+        let d = desired_set(
+            &sink(None),
+            &[lease("192.0.2.1", "sshd", Until::Never)],
+            &guard(),
+            100,
+        );
         let rec = vec![held("192.0.2.1", Some(1100), 100)];
         assert!(plan_sink(&d, &rec, None, 599, false).steps.is_empty());
         assert_eq!(plan_sink(&d, &rec, None, 600, false).steps.len(), 1);
@@ -222,7 +323,12 @@ mod tests {
 
     #[test]
     fn failed_work_waits_for_its_retry_time_unless_forced() {
-        let d = desired_set(&sink(None), &[lease("192.0.2.1", "sshd", Until::At(900))], &guard(), 100);
+        let d = desired_set(
+            &sink(None),
+            &[lease("192.0.2.1", "sshd", Until::At(900))],
+            &guard(),
+            100,
+        );
         let mut r = held("192.0.2.1", None, 100);
         r.state = RecordState::Adding;
         r.next_try = 200;
@@ -236,6 +342,12 @@ mod tests {
         let mut r = held("192.0.2.1", None, 100);
         r.state = RecordState::Adding;
         let p = plan_sink(&BTreeMap::new(), &[r], None, 100, false);
-        assert!(matches!(&p.steps[..], [Step::Remove { remote_id: None, .. }]));
+        assert!(matches!(
+            &p.steps[..],
+            [Step::Remove {
+                remote_id: None,
+                ..
+            }]
+        ));
     }
 }

@@ -93,7 +93,10 @@ impl PassReport {
         self.sinks.iter().all(SinkReport::converged)
     }
     pub fn changes(&self) -> usize {
-        self.sinks.iter().map(|s| s.added + s.extended + s.removed).sum()
+        self.sinks
+            .iter()
+            .map(|s| s.added + s.extended + s.removed)
+            .sum()
     }
 }
 
@@ -122,9 +125,28 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(store: Arc<Store>, guard: Guard, sinks: &[SinkConfig], factory: Box<dyn SinkFactory>, retry: ReconcileConfig) -> Engine {
-        let slots = sinks.iter().map(|c| Slot { config: c.clone(), built: Mutex::new(None) }).collect();
-        Engine { store, guard: RwLock::new(guard), slots, factory, retry, observer: Arc::new(NoObserver) }
+    pub fn new(
+        store: Arc<Store>,
+        guard: Guard,
+        sinks: &[SinkConfig],
+        factory: Box<dyn SinkFactory>,
+        retry: ReconcileConfig,
+    ) -> Engine {
+        let slots = sinks
+            .iter()
+            .map(|c| Slot {
+                config: c.clone(),
+                built: Mutex::new(None),
+            })
+            .collect();
+        Engine {
+            store,
+            guard: RwLock::new(guard),
+            slots,
+            factory,
+            retry,
+            observer: Arc::new(NoObserver),
+        }
     }
 
     /// Reports batches and outcomes to `observer` (the daemon's metrics).
@@ -139,7 +161,10 @@ impl Engine {
 
     /// Re-reads allowlist files that changed (hot reload); on error the old lists stay.
     pub fn refresh_guard(&self) -> Result<bool, crate::guard::GuardError> {
-        self.guard.write().unwrap_or_else(|p| p.into_inner()).refresh()
+        self.guard
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .refresh()
     }
 
     fn desired(&self, slot: &Slot, leases: &[Lease], now: i64) -> BTreeMap<Target, Desired> {
@@ -154,7 +179,10 @@ impl Engine {
 
     /// The names of the configured sinks.
     pub fn sink_names(&self) -> Vec<String> {
-        self.slots.iter().map(|s| s.config.name().to_string()).collect()
+        self.slots
+            .iter()
+            .map(|s| s.config.name().to_string())
+            .collect()
     }
 
     /// The plan of every sink, without doing anything (for `list`, `status`, `sync --dry-run`).
@@ -166,7 +194,12 @@ impl Engine {
             let desired = self.desired(slot, &leases, now);
             let records = self.store.records(&name)?;
             let plan = plan_sink(&desired, &records, None, now, true);
-            out.push(SinkPlan { name, desired, records, plan });
+            out.push(SinkPlan {
+                name,
+                desired,
+                records,
+                plan,
+            });
         }
         Ok(out)
     }
@@ -200,9 +233,18 @@ impl Engine {
         Ok(s)
     }
 
-    async fn run_sink(&self, slot: &Slot, scope: &Scope, leases: &[Lease], opts: PassOptions) -> Result<SinkReport, StoreError> {
+    async fn run_sink(
+        &self,
+        slot: &Slot,
+        scope: &Scope,
+        leases: &[Lease],
+        opts: PassOptions,
+    ) -> Result<SinkReport, StoreError> {
         let name = slot.config.name();
-        let mut report = SinkReport { sink: name.to_string(), ..SinkReport::default() };
+        let mut report = SinkReport {
+            sink: name.to_string(),
+            ..SinkReport::default()
+        };
         let now = clock::now();
         let desired = self.desired(slot, leases, now);
         let scope_targets = match scope {
@@ -238,8 +280,19 @@ impl Engine {
         if opts.dry_run {
             for step in &plan.steps {
                 match step {
-                    Step::Add { desired, remote_id: None } => tracing::info!("{name}: would add {} until {}", desired.target, desired.until),
-                    Step::Add { desired, .. } => tracing::info!("{name}: would extend {} until {}", desired.target, desired.until),
+                    Step::Add {
+                        desired,
+                        remote_id: None,
+                    } => tracing::info!(
+                        "{name}: would add {} until {}",
+                        desired.target,
+                        desired.until
+                    ),
+                    Step::Add { desired, .. } => tracing::info!(
+                        "{name}: would extend {} until {}",
+                        desired.target,
+                        desired.until
+                    ),
                     Step::Remove { target, .. } => tracing::info!("{name}: would remove {target}"),
                 }
             }
@@ -260,22 +313,44 @@ impl Engine {
         for (i, chunk) in steps.chunks(batch).enumerate() {
             if Instant::now() >= opts.deadline {
                 report.not_attempted = steps.len() - i * batch;
-                tracing::info!("{name}: deadline reached, {} changes left pending", report.not_attempted);
+                tracing::info!(
+                    "{name}: deadline reached, {} changes left pending",
+                    report.not_attempted
+                );
                 break;
             }
             let now = clock::now();
-            let changes: Vec<Change> = chunk.iter().map(|s| to_change(s, sink.as_ref(), now)).collect();
+            let changes: Vec<Change> = chunk
+                .iter()
+                .map(|s| to_change(s, sink.as_ref(), now))
+                .collect();
             let cutoff = tokio::time::Instant::from_std(opts.deadline + Duration::from_millis(500));
             let started = Instant::now();
-            let outcomes = match tokio::time::timeout_at(cutoff, sink.apply(&changes, opts.deadline)).await {
-                Ok(o) if o.len() == changes.len() => o,
-                Ok(o) => {
-                    let msg = format!("sink driver returned {} outcomes for {} changes (a bug in the driver)", o.len(), changes.len());
-                    changes.iter().map(|_| Err(SinkError::soon(msg.clone()))).collect()
-                }
-                Err(_) => changes.iter().map(|_| Err(SinkError::soon("deadline reached while the request was in flight"))).collect(),
-            };
-            self.observer.batch(name, changes.len(), started.elapsed().as_secs_f64());
+            let outcomes =
+                match tokio::time::timeout_at(cutoff, sink.apply(&changes, opts.deadline)).await {
+                    Ok(o) if o.len() == changes.len() => o,
+                    Ok(o) => {
+                        let msg = format!(
+                            "sink driver returned {} outcomes for {} changes (a bug in the driver)",
+                            o.len(),
+                            changes.len()
+                        );
+                        changes
+                            .iter()
+                            .map(|_| Err(SinkError::soon(msg.clone())))
+                            .collect()
+                    }
+                    Err(_) => changes
+                        .iter()
+                        .map(|_| {
+                            Err(SinkError::soon(
+                                "deadline reached while the request was in flight",
+                            ))
+                        })
+                        .collect(),
+                };
+            self.observer
+                .batch(name, changes.len(), started.elapsed().as_secs_f64());
             for (change, outcome) in changes.iter().zip(outcomes) {
                 self.observer.outcome(name, change.verb(), outcome.is_ok());
                 self.record(name, change, outcome, &mut report)?;
@@ -288,7 +363,13 @@ impl Engine {
     /// forgotten (so they are added again while desired); entries carrying netban's mark that
     /// no record knows are adopted when desired and returned as removals otherwise; foreign
     /// entries are never touched.
-    async fn repair(&self, slot: &Slot, desired: &BTreeMap<Target, Desired>, records: &[SinkRecord], deadline: Instant) -> Result<(usize, Vec<Step>), String> {
+    async fn repair(
+        &self,
+        slot: &Slot,
+        desired: &BTreeMap<Target, Desired>,
+        records: &[SinkRecord],
+        deadline: Instant,
+    ) -> Result<(usize, Vec<Step>), String> {
         let name = slot.config.name();
         let sink = self.sink(slot)?;
         let Some(held) = sink.held(deadline).await.map_err(|e| e.message)? else {
@@ -297,16 +378,26 @@ impl Engine {
         let now = clock::now();
         let mut repaired = 0;
         let mut removals = Vec::new();
-        let remote: HashMap<Target, &crate::sink::HeldEntry> = held.iter().map(|h| (h.target, h)).collect();
+        let remote: HashMap<Target, &crate::sink::HeldEntry> =
+            held.iter().map(|h| (h.target, h)).collect();
         let known: HashMap<Target, &SinkRecord> = records.iter().map(|r| (r.target, r)).collect();
         for rec in records.iter().filter(|r| r.state == RecordState::Held) {
             match remote.get(&rec.target) {
                 None => {
-                    tracing::warn!("{name}: {} is no longer on the sink (removed behind netban's back); it will be added again while banned", rec.target);
-                    self.store.forget(name, &rec.target).map_err(|e| e.to_string())?;
+                    tracing::warn!(
+                        "{name}: {} is no longer on the sink (removed behind netban's back); it will be added again while banned",
+                        rec.target
+                    );
+                    self.store
+                        .forget(name, &rec.target)
+                        .map_err(|e| e.to_string())?;
                     repaired += 1;
                 }
-                Some(h) if h.expires != rec.expires || h.not_enforced != rec.not_enforced || (h.remote_id.is_some() && h.remote_id != rec.remote_id) => {
+                Some(h)
+                    if h.expires != rec.expires
+                        || h.not_enforced != rec.not_enforced
+                        || (h.remote_id.is_some() && h.remote_id != rec.remote_id) =>
+                {
                     let mut r = rec.clone();
                     r.expires = h.expires;
                     r.not_enforced = h.not_enforced.clone();
@@ -321,7 +412,10 @@ impl Engine {
             }
         }
         for h in held.iter().filter(|h| h.marked) {
-            if known.get(&h.target).is_some_and(|r| r.state == RecordState::Held) {
+            if known
+                .get(&h.target)
+                .is_some_and(|r| r.state == RecordState::Held)
+            {
                 continue;
             }
             match desired.get(&h.target) {
@@ -344,11 +438,19 @@ impl Engine {
                     repaired += 1;
                 }
                 None if !known.contains_key(&h.target) => {
-                    tracing::info!("{name}: {} is on the sink with netban's mark but not banned; removing it", h.target);
+                    tracing::info!(
+                        "{name}: {} is on the sink with netban's mark but not banned; removing it",
+                        h.target
+                    );
                     removals.push(Step::Remove {
                         target: h.target,
                         remote_id: h.remote_id.clone(),
-                        lease: crate::sink::LeaseInfo { jail: "unknown".into(), origin: "local".into(), bantime: 0, until: None },
+                        lease: crate::sink::LeaseInfo {
+                            jail: "unknown".into(),
+                            origin: "local".into(),
+                            bantime: 0,
+                            until: None,
+                        },
                     });
                 }
                 // An `adding` record not desired: the plan already removes it by lookup.
@@ -358,11 +460,25 @@ impl Engine {
         Ok((repaired, removals))
     }
 
-    fn record(&self, name: &str, change: &Change, outcome: Outcome, report: &mut SinkReport) -> Result<(), StoreError> {
+    fn record(
+        &self,
+        name: &str,
+        change: &Change,
+        outcome: Outcome,
+        report: &mut SinkReport,
+    ) -> Result<(), StoreError> {
         let now = clock::now();
         let target = change.target();
         match (change, outcome) {
-            (Change::Add { expires, lease, remote_id, .. }, Ok(applied)) => {
+            (
+                Change::Add {
+                    expires,
+                    lease,
+                    remote_id,
+                    ..
+                },
+                Ok(applied),
+            ) => {
                 let extended = remote_id.is_some();
                 let rec = SinkRecord {
                     sink: name.to_string(),
@@ -378,9 +494,21 @@ impl Engine {
                     updated: now,
                 };
                 self.store.record_held(&rec)?;
-                let id = applied.remote_id.as_deref().map(|i| format!(" as {i}")).unwrap_or_default();
-                let exp = rec.expires.map(|e| format!(", expires {}", clock::format_utc(e))).unwrap_or_default();
-                tracing::info!("{name}: {target} {}{id}{exp} (jail {}, origin {})", if extended { "extended" } else { "added" }, lease.jail, lease.origin);
+                let id = applied
+                    .remote_id
+                    .as_deref()
+                    .map(|i| format!(" as {i}"))
+                    .unwrap_or_default();
+                let exp = rec
+                    .expires
+                    .map(|e| format!(", expires {}", clock::format_utc(e)))
+                    .unwrap_or_default();
+                tracing::info!(
+                    "{name}: {target} {}{id}{exp} (jail {}, origin {})",
+                    if extended { "extended" } else { "added" },
+                    lease.jail,
+                    lease.origin
+                );
                 if let Some(why) = &applied.not_enforced {
                     tracing::warn!("{name}: {target} is on the sink but NOT enforced: {why}");
                 }
@@ -402,8 +530,13 @@ impl Engine {
                 let prev = self.store.records_of(name, std::slice::from_ref(target))?;
                 let attempts = prev.first().map_or(0, |r| r.attempts) + 1;
                 let delay = self.backoff(e.retry, attempts);
-                self.store.record_failure(name, target, lease, &e.message, now + delay, now)?;
-                tracing::warn!("{name}: {} {target} failed (attempt {attempts}, next try in {delay}s): {}", change.verb(), e.message);
+                self.store
+                    .record_failure(name, target, lease, &e.message, now + delay, now)?;
+                tracing::warn!(
+                    "{name}: {} {target} failed (attempt {attempts}, next try in {delay}s): {}",
+                    change.verb(),
+                    e.message
+                );
                 report.failed += 1;
                 report.error = Some(e.message);
             }
@@ -435,6 +568,14 @@ fn to_change(step: &Step, sink: &dyn Sink, now: i64) -> Change {
             lease: desired.lease.clone(),
             remote_id: remote_id.clone(),
         },
-        Step::Remove { target, remote_id, lease } => Change::Remove { target: *target, remote_id: remote_id.clone(), lease: lease.clone() },
+        Step::Remove {
+            target,
+            remote_id,
+            lease,
+        } => Change::Remove {
+            target: *target,
+            remote_id: remote_id.clone(),
+            lease: lease.clone(),
+        },
     }
 }

@@ -54,7 +54,9 @@ impl Change {
 
     pub fn verb(&self) -> &'static str {
         match self {
-            Change::Add { remote_id: None, .. } => "add",
+            Change::Add {
+                remote_id: None, ..
+            } => "add",
             Change::Add { .. } => "extend",
             Change::Remove { .. } => "remove",
         }
@@ -93,10 +95,16 @@ pub struct SinkError {
 
 impl SinkError {
     pub fn soon(message: impl Into<String>) -> SinkError {
-        SinkError { retry: Retry::Soon, message: message.into() }
+        SinkError {
+            retry: Retry::Soon,
+            message: message.into(),
+        }
     }
     pub fn later(message: impl Into<String>) -> SinkError {
-        SinkError { retry: Retry::Later, message: message.into() }
+        SinkError {
+            retry: Retry::Later,
+            message: message.into(),
+        }
     }
 }
 

@@ -28,13 +28,25 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("state directory {path}: {source}; create it or set state_dir in the config")]
-    Dir { path: PathBuf, source: std::io::Error },
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("state database {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("state database: {0}")]
     Sql(#[from] rusqlite::Error),
-    #[error("state database {path} has schema version {found}, newer than this netban ({known}); upgrade netban")]
-    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error(
+        "state database {path} has schema version {found}, newer than this netban ({known}); upgrade netban"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
 }
 
 /// Whether the sink confirmed it holds a target.
@@ -48,7 +60,11 @@ pub enum RecordState {
 
 impl RecordState {
     fn parse(s: &str) -> RecordState {
-        if s == "held" { RecordState::Held } else { RecordState::Adding }
+        if s == "held" {
+            RecordState::Held
+        } else {
+            RecordState::Adding
+        }
     }
 }
 
@@ -88,13 +104,22 @@ impl Store {
                 .append(true)
                 .mode(0o600)
                 .open(&path)
-                .map_err(|source| StoreError::Dir { path: path.clone(), source })?;
+                .map_err(|source| StoreError::Dir {
+                    path: path.clone(),
+                    source,
+                })?;
         }
-        let conn = Connection::open(&path).map_err(|source| StoreError::Open { path: path.clone(), source })?;
+        let conn = Connection::open(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let store = Store { conn: Mutex::new(conn), path };
+        let store = Store {
+            conn: Mutex::new(conn),
+            path,
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -115,7 +140,11 @@ impl Store {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > known {
-            return Err(StoreError::TooNew { path: self.path.clone(), found: version, known });
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found: version,
+                known,
+            });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.execute_batch(sql)?;
@@ -144,17 +173,33 @@ impl Store {
              ON CONFLICT (target, jail, origin) DO UPDATE SET
                until = excluded.until, bantime = excluded.bantime, since = excluded.since,
                updated = excluded.updated",
-            params![target, lease.jail, lease.origin.as_str(), lease.until.to_db(), lease.bantime, lease.since, now],
+            params![
+                target,
+                lease.jail,
+                lease.origin.as_str(),
+                lease.until.to_db(),
+                lease.bantime,
+                lease.since,
+                now
+            ],
         )?;
         if prev.is_none_or(|p| Until::from_db(p) != lease.until) {
-            tx.execute("UPDATE sink_records SET next_try = 0 WHERE target = ?1", params![target])?;
+            tx.execute(
+                "UPDATE sink_records SET next_try = 0 WHERE target = ?1",
+                params![target],
+            )?;
         }
         tx.commit()?;
         Ok(prev.map(Until::from_db))
     }
 
     /// Removes the lease `(target, jail, origin)`; true when it existed.
-    pub fn remove_lease(&self, target: &Target, jail: &str, origin: &Origin) -> Result<bool, StoreError> {
+    pub fn remove_lease(
+        &self,
+        target: &Target,
+        jail: &str,
+        origin: &Origin,
+    ) -> Result<bool, StoreError> {
         let conn = self.conn();
         let t = target.to_string();
         let n = conn.execute(
@@ -162,7 +207,10 @@ impl Store {
             params![t, jail, origin.as_str()],
         )?;
         if n > 0 {
-            conn.execute("UPDATE sink_records SET next_try = 0 WHERE target = ?1", params![t])?;
+            conn.execute(
+                "UPDATE sink_records SET next_try = 0 WHERE target = ?1",
+                params![t],
+            )?;
         }
         Ok(n > 0)
     }
@@ -172,7 +220,10 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let gone = query_leases(&tx, "WHERE until IS NOT NULL AND until <= ?1", params![now])?;
-        tx.execute("DELETE FROM leases WHERE until IS NOT NULL AND until <= ?1", params![now])?;
+        tx.execute(
+            "DELETE FROM leases WHERE until IS NOT NULL AND until <= ?1",
+            params![now],
+        )?;
         tx.commit()?;
         Ok(gone)
     }
@@ -181,7 +232,11 @@ impl Store {
     pub fn live_leases(&self, now: i64, jail: Option<&str>) -> Result<Vec<Lease>, StoreError> {
         let conn = self.conn();
         match jail {
-            Some(j) => query_leases(&conn, "WHERE (until IS NULL OR until > ?1) AND jail = ?2", params![now, j]),
+            Some(j) => query_leases(
+                &conn,
+                "WHERE (until IS NULL OR until > ?1) AND jail = ?2",
+                params![now, j],
+            ),
             None => query_leases(&conn, "WHERE (until IS NULL OR until > ?1)", params![now]),
         }
     }
@@ -230,7 +285,11 @@ impl Store {
 
     /// Live leases at `now`.
     pub fn live_lease_count(&self, now: i64) -> Result<i64, StoreError> {
-        Ok(self.conn().query_row("SELECT count(*) FROM leases WHERE until IS NULL OR until > ?1", params![now], |r| r.get(0))?)
+        Ok(self.conn().query_row(
+            "SELECT count(*) FROM leases WHERE until IS NULL OR until > ?1",
+            params![now],
+            |r| r.get(0),
+        )?)
     }
 
     /// Per sink: how many targets it holds, and how many records have failed attempts.
@@ -245,7 +304,9 @@ impl Store {
 
     /// Counts leases (all, live or not).
     pub fn lease_count(&self) -> Result<i64, StoreError> {
-        Ok(self.conn().query_row("SELECT count(*) FROM leases", [], |r| r.get(0))?)
+        Ok(self
+            .conn()
+            .query_row("SELECT count(*) FROM leases", [], |r| r.get(0))?)
     }
 
     /// Every record of a sink.
@@ -255,11 +316,19 @@ impl Store {
     }
 
     /// The records of a sink for the given targets.
-    pub fn records_of(&self, sink: &str, targets: &[Target]) -> Result<Vec<SinkRecord>, StoreError> {
+    pub fn records_of(
+        &self,
+        sink: &str,
+        targets: &[Target],
+    ) -> Result<Vec<SinkRecord>, StoreError> {
         let conn = self.conn();
         let mut out = Vec::new();
         for t in targets {
-            out.extend(query_records(&conn, "WHERE sink = ?1 AND target = ?2", params![sink, t.to_string()])?);
+            out.extend(query_records(
+                &conn,
+                "WHERE sink = ?1 AND target = ?2",
+                params![sink, t.to_string()],
+            )?);
         }
         Ok(out)
     }
@@ -360,7 +429,9 @@ impl Store {
     pub fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn()
-            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
             .optional()?)
     }
 
@@ -378,8 +449,14 @@ fn lease_json(lease: &LeaseInfo) -> String {
     serde_json::to_string(lease).unwrap_or_else(|_| "{}".to_string())
 }
 
-fn query_leases(conn: &Connection, filter: &str, p: impl rusqlite::Params) -> Result<Vec<Lease>, StoreError> {
-    let sql = format!("SELECT target, jail, origin, until, bantime, since FROM leases {filter} ORDER BY target, jail, origin");
+fn query_leases(
+    conn: &Connection,
+    filter: &str,
+    p: impl rusqlite::Params,
+) -> Result<Vec<Lease>, StoreError> {
+    let sql = format!(
+        "SELECT target, jail, origin, until, bantime, since FROM leases {filter} ORDER BY target, jail, origin"
+    );
     let mut st = conn.prepare_cached(&sql)?;
     let rows = st.query_map(p, |r| {
         Ok((
@@ -400,12 +477,23 @@ fn query_leases(conn: &Connection, filter: &str, p: impl rusqlite::Params) -> Re
             tracing::warn!("state: skipping lease with unparsable target {target:?}");
             continue;
         };
-        out.push(Lease { target, jail, origin: Origin::from_db(&origin), until: Until::from_db(until), bantime, since });
+        out.push(Lease {
+            target,
+            jail,
+            origin: Origin::from_db(&origin),
+            until: Until::from_db(until),
+            bantime,
+            since,
+        });
     }
     Ok(out)
 }
 
-fn query_records(conn: &Connection, filter: &str, p: impl rusqlite::Params) -> Result<Vec<SinkRecord>, StoreError> {
+fn query_records(
+    conn: &Connection,
+    filter: &str,
+    p: impl rusqlite::Params,
+) -> Result<Vec<SinkRecord>, StoreError> {
     let sql = format!(
         "SELECT sink, target, state, remote_id, expires, lease, not_enforced, attempts, next_try,
                 last_error, updated FROM sink_records {filter} ORDER BY sink, target"
@@ -428,7 +516,19 @@ fn query_records(conn: &Connection, filter: &str, p: impl rusqlite::Params) -> R
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (sink, target, state, remote_id, expires, lease, not_enforced, attempts, next_try, last_error, updated) = row?;
+        let (
+            sink,
+            target,
+            state,
+            remote_id,
+            expires,
+            lease,
+            not_enforced,
+            attempts,
+            next_try,
+            last_error,
+            updated,
+        ) = row?;
         let Ok(target) = Target::parse(&target) else {
             tracing::warn!("state: skipping sink record with unparsable target {target:?}");
             continue;
@@ -461,9 +561,16 @@ pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     if dir.is_dir() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir { path: dir.to_path_buf(), source })?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|source| StoreError::Dir { path: dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|source| {
+        StoreError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        }
+    })?;
     Ok(())
 }
 
@@ -472,23 +579,57 @@ mod tests {
     use super::*;
 
     fn lease(t: &str, jail: &str, until: Until) -> Lease {
-        Lease { target: Target::parse(t).unwrap(), jail: jail.into(), origin: Origin::Local, until, bantime: 600, since: 100 }
+        Lease {
+            target: Target::parse(t).unwrap(),
+            jail: jail.into(),
+            origin: Origin::Local,
+            until,
+            bantime: 600,
+            since: 100,
+        }
     }
 
     #[test]
     fn database_is_private_and_leases_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("state")).unwrap();
-        let mode = std::fs::metadata(store.path()).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(store.path())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
-        assert_eq!(store.upsert_lease(&lease("192.0.2.1", "sshd", Until::At(1000)), 1).unwrap(), None);
-        assert_eq!(store.upsert_lease(&lease("192.0.2.1", "sshd", Until::At(2000)), 1).unwrap(), Some(Until::At(1000)));
-        store.upsert_lease(&lease("192.0.2.1", "postfix", Until::Never), 1).unwrap();
+        assert_eq!(
+            store
+                .upsert_lease(&lease("192.0.2.1", "sshd", Until::At(1000)), 1)
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .upsert_lease(&lease("192.0.2.1", "sshd", Until::At(2000)), 1)
+                .unwrap(),
+            Some(Until::At(1000))
+        );
+        store
+            .upsert_lease(&lease("192.0.2.1", "postfix", Until::Never), 1)
+            .unwrap();
         let live = store.live_leases(1500, None).unwrap();
         assert_eq!(live.len(), 2);
-        assert_eq!(store.live_leases(1500, Some("sshd")).unwrap()[0].until, Until::At(2000));
-        assert!(store.remove_lease(&Target::parse("192.0.2.1").unwrap(), "sshd", &Origin::Local).unwrap());
-        assert!(!store.remove_lease(&Target::parse("192.0.2.1").unwrap(), "sshd", &Origin::Local).unwrap());
+        assert_eq!(
+            store.live_leases(1500, Some("sshd")).unwrap()[0].until,
+            Until::At(2000)
+        );
+        assert!(
+            store
+                .remove_lease(&Target::parse("192.0.2.1").unwrap(), "sshd", &Origin::Local)
+                .unwrap()
+        );
+        assert!(
+            !store
+                .remove_lease(&Target::parse("192.0.2.1").unwrap(), "sshd", &Origin::Local)
+                .unwrap()
+        );
         assert_eq!(store.live_leases(0, None).unwrap().len(), 1);
     }
 
@@ -496,8 +637,12 @@ mod tests {
     fn expired_leases_are_purged() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.upsert_lease(&lease("192.0.2.1", "sshd", Until::At(100)), 1).unwrap();
-        store.upsert_lease(&lease("192.0.2.2", "sshd", Until::Never), 1).unwrap();
+        store
+            .upsert_lease(&lease("192.0.2.1", "sshd", Until::At(100)), 1)
+            .unwrap();
+        store
+            .upsert_lease(&lease("192.0.2.2", "sshd", Until::Never), 1)
+            .unwrap();
         let gone = store.purge_expired(100).unwrap();
         assert_eq!(gone.len(), 1);
         assert_eq!(store.lease_count().unwrap(), 1);
@@ -506,7 +651,10 @@ mod tests {
     #[test]
     fn reopening_keeps_state() {
         let dir = tempfile::tempdir().unwrap();
-        Store::open(dir.path()).unwrap().upsert_lease(&lease("2001:db8::1", "sshd", Until::Never), 1).unwrap();
+        Store::open(dir.path())
+            .unwrap()
+            .upsert_lease(&lease("2001:db8::1", "sshd", Until::Never), 1)
+            .unwrap();
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.live_leases(0, None).unwrap().len(), 1);
     }
@@ -521,7 +669,16 @@ mod tests {
                 std::thread::spawn(move || {
                     let store = Store::open(&p).unwrap();
                     for j in 0..50 {
-                        store.upsert_lease(&lease(&format!("198.51.100.{j}"), &format!("jail{i}"), Until::At(9999)), 1).unwrap();
+                        store
+                            .upsert_lease(
+                                &lease(
+                                    &format!("198.51.100.{j}"),
+                                    &format!("jail{i}"),
+                                    Until::At(9999),
+                                ),
+                                1,
+                            )
+                            .unwrap();
                     }
                 })
             })

@@ -41,7 +41,9 @@ pub struct Target(IpNet);
 /// Why a string is not a target.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TargetError {
-    #[error("{input:?} is not an IP address or CIDR network (expected e.g. 192.0.2.1, 2001:db8::1 or 203.0.113.0/24)")]
+    #[error(
+        "{input:?} is not an IP address or CIDR network (expected e.g. 192.0.2.1, 2001:db8::1 or 203.0.113.0/24)"
+    )]
     Syntax { input: String },
     #[error("{input:?} has prefix length {len}, larger than the family allows ({max})")]
     PrefixLength { input: String, len: u8, max: u8 },
@@ -194,14 +196,19 @@ mod tests {
     use super::*;
 
     fn t(s: &str) -> String {
-        Target::parse(s).map(|t| t.to_string()).unwrap_or_else(|e| format!("error: {e}"))
+        Target::parse(s)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|e| format!("error: {e}"))
     }
 
     #[test]
     fn spellings_of_one_address_are_one_target() {
         assert_eq!(t("2001:DB8:0::5"), "2001:db8::5/128");
         assert_eq!(t("2001:db8::5"), "2001:db8::5/128");
-        assert_eq!(t("2001:0db8:0000:0000:0000:0000:0000:0005/128"), "2001:db8::5/128");
+        assert_eq!(
+            t("2001:0db8:0000:0000:0000:0000:0000:0005/128"),
+            "2001:db8::5/128"
+        );
         assert_eq!(Target::parse("2001:DB8:0::5"), Target::parse("2001:db8::5"));
     }
 

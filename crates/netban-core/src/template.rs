@@ -54,7 +54,11 @@ impl Template {
                     let Some(var) = PLACEHOLDERS.iter().find(|p| **p == name) else {
                         return Err(format!(
                             "unknown placeholder {{{name}}} in template {text:?}; known: {}",
-                            PLACEHOLDERS.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(" ")
+                            PLACEHOLDERS
+                                .iter()
+                                .map(|p| format!("{{{p}}}"))
+                                .collect::<Vec<_>>()
+                                .join(" ")
                         ));
                     };
                     if !lit.is_empty() {
@@ -62,7 +66,11 @@ impl Template {
                     }
                     parts.push(Part::Var(var));
                 }
-                '}' => return Err(format!("stray '}}' in template {text:?}; write '}}}}' for a literal brace")),
+                '}' => {
+                    return Err(format!(
+                        "stray '}}' in template {text:?}; write '}}}}' for a literal brace"
+                    ));
+                }
                 c => lit.push(c),
             }
         }
@@ -98,7 +106,12 @@ impl Vars {
         m.insert("family", target.family().as_str().to_string());
         m.insert("jail", lease.jail.clone());
         m.insert("bantime", lease.bantime.to_string());
-        m.insert("until", lease.until.map_or_else(|| "-1".to_string(), |u| u.to_string()));
+        m.insert(
+            "until",
+            lease
+                .until
+                .map_or_else(|| "-1".to_string(), |u| u.to_string()),
+        );
         m.insert("origin", lease.origin.clone());
         m.insert("host", host.to_string());
         Vars(m)
@@ -110,7 +123,9 @@ impl Vars {
 
     /// `NETBAN_IP`, `NETBAN_JAIL`, ... for the environment of a command.
     pub fn env(&self) -> impl Iterator<Item = (String, &str)> {
-        self.0.iter().map(|(k, v)| (format!("NETBAN_{}", k.to_ascii_uppercase()), v.as_str()))
+        self.0
+            .iter()
+            .map(|(k, v)| (format!("NETBAN_{}", k.to_ascii_uppercase()), v.as_str()))
     }
 }
 
@@ -119,7 +134,12 @@ mod tests {
     use super::*;
 
     fn lease() -> LeaseInfo {
-        LeaseInfo { jail: "sshd".into(), origin: "local".into(), bantime: 600, until: Some(1000) }
+        LeaseInfo {
+            jail: "sshd".into(),
+            origin: "local".into(),
+            bantime: 600,
+            until: Some(1000),
+        }
     }
 
     #[test]
@@ -127,13 +147,25 @@ mod tests {
         let t = Target::parse("192.0.2.1").unwrap();
         let v = Vars::new(&t, &lease(), "web-01");
         let tpl = Template::parse("netban {host} {jail} {ip} {prefix} {{x}}").unwrap();
-        assert_eq!(tpl.render(&v), "netban web-01 sshd 192.0.2.1 192.0.2.1/32 {x}");
-        assert_eq!(Template::parse("{mask}/{family}/{until}").unwrap().render(&v), "255.255.255.255/inet4/1000");
+        assert_eq!(
+            tpl.render(&v),
+            "netban web-01 sshd 192.0.2.1 192.0.2.1/32 {x}"
+        );
+        assert_eq!(
+            Template::parse("{mask}/{family}/{until}")
+                .unwrap()
+                .render(&v),
+            "255.255.255.255/inet4/1000"
+        );
     }
 
     #[test]
     fn rejects_unknown_placeholders() {
-        assert!(Template::parse("{jial}").unwrap_err().contains("unknown placeholder {jial}"));
+        assert!(
+            Template::parse("{jial}")
+                .unwrap_err()
+                .contains("unknown placeholder {jial}")
+        );
         assert!(Template::parse("{ip").is_err());
         assert!(Template::parse("a}b").is_err());
     }
@@ -144,6 +176,9 @@ mod tests {
         let mut l = lease();
         l.jail = "a; rm -rf / #".into();
         let v = Vars::new(&t, &l, "h");
-        assert_eq!(Template::parse("{jail}").unwrap().render(&v), "a; rm -rf / #");
+        assert_eq!(
+            Template::parse("{jail}").unwrap().render(&v),
+            "a; rm -rf / #"
+        );
     }
 }

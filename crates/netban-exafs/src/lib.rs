@@ -1,1 +1,29 @@
-//! ExaFS RTBH sink.
+//! ExaFS RTBH sink: netban's bans as remote-triggered black-hole rules in
+//! [ExaFS](https://github.com/CESNET/exafs), through its REST API v3.
+//!
+//! ```text
+//! netban change --> ExafsSink::apply --> POST   /api/v3/rules/rtbh        (add, extend)
+//!                                        DELETE /api/v3/rules/rtbh/<id>   (remove)
+//!                   ExafsSink::held  --> GET    /api/v3/rules             (repair)
+//!                   ExafsSink::check --> GET    /api/v3/auth + /rules     (netban check)
+//! ```
+//!
+//! - [`sink`]: the [`netban_core::Sink`] implementation and expiry rounding.
+//! - [`mark`]: how netban recognises its own rules by their comment.
+//! - [`client`]: HTTP, the token (memory, cache file, `GET /auth`), deadlines and retries.
+//! - [`token`]: the JWT's expiry and the per-sink token cache file.
+//! - [`api`]: the JSON ExaFS sends and expects.
+//! - [`error`]: typed errors and the operator-facing text for each ExaFS refusal.
+//!
+//! What ExaFS does and does not do (no 409, string matching of addresses, time zones) is
+//! written down in `reference/exafs.md`; the driver's choices follow from it.
+
+pub mod api;
+pub mod client;
+pub mod error;
+pub mod mark;
+pub mod sink;
+pub mod token;
+
+pub use error::{ApiError, ExafsError};
+pub use sink::ExafsSink;

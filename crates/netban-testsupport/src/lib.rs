@@ -5,3 +5,8 @@
 //! from Debian, and a small fault-injecting HTTP proxy that sits in front of a real server.
 //! Nothing here imitates a server. When a component is missing the harness panics with the
 //! command that installs it (`scripts/test` does): tests never pass by skipping.
+
+pub mod exafs;
+pub mod fail2ban;
+pub mod http;
+pub mod proxy;

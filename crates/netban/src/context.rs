@@ -33,7 +33,13 @@ impl Context {
         if config.has_inline_secret() {
             warn_if_readable(&path);
         }
-        Ok(Context { config, config_path: path, dry_run: cli.dry_run, json: cli.json, store: None })
+        Ok(Context {
+            config,
+            config_path: path,
+            dry_run: cli.dry_run,
+            json: cli.json,
+            store: None,
+        })
     }
 
     /// The state store, opened on first use.
@@ -72,16 +78,22 @@ fn load_config(explicit: Option<&Path>) -> CliResult<(Config, PathBuf)> {
     }
     let default = Path::new(DEFAULT_CONFIG_PATH);
     if default.exists() {
-        return Ok((Config::load(default).map_err(to_cli)?, default.to_path_buf()));
+        return Ok((
+            Config::load(default).map_err(to_cli)?,
+            default.to_path_buf(),
+        ));
     }
     // No config anywhere: run on the embedded default (no sinks: leases are recorded and
     // listed, nothing is delivered). Root keeps state in /var/lib/netban, others in their
     // own state directory.
-    let mut config = Config::parse(EMBEDDED_DEFAULT, Path::new("<embedded default>")).map_err(to_cli)?;
+    let mut config =
+        Config::parse(EMBEDDED_DEFAULT, Path::new("<embedded default>")).map_err(to_cli)?;
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         if let Some(home) = std::env::var_os("HOME") {
-            let base = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(home).join(".local/state"));
+            let base = std::env::var_os("XDG_STATE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(home).join(".local/state"));
             config.state_dir = base.join("netban");
         }
     }

@@ -23,7 +23,9 @@ pub const POKE: &[u8] = b"{\"op\":\"poke\"}\n";
 
 /// True when a daemon took the poke.
 pub fn poke_daemon(socket: &Path) -> bool {
-    let Ok(mut sock) = UnixStream::connect(socket) else { return false };
+    let Ok(mut sock) = UnixStream::connect(socket) else {
+        return false;
+    };
     sock.write_all(POKE).is_ok()
 }
 
@@ -47,7 +49,12 @@ fn inline(ctx: &mut Context, scope: Scope, deadline: Instant) -> CliResult {
     };
     let engine = ctx.engine()?;
     let store = ctx.store()?;
-    let opts = PassOptions { deadline, force: false, repair: false, dry_run: ctx.dry_run };
+    let opts = PassOptions {
+        deadline,
+        force: false,
+        repair: false,
+        dry_run: ctx.dry_run,
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -56,7 +63,10 @@ fn inline(ctx: &mut Context, scope: Scope, deadline: Instant) -> CliResult {
         let report = engine.run(&scope, opts).await?;
         if !report.converged() {
             for s in report.sinks.iter().filter(|s| !s.converged()) {
-                tracing::info!("{}: work left pending for the next netban call or `netban sync`", s.sink);
+                tracing::info!(
+                    "{}: work left pending for the next netban call or `netban sync`",
+                    s.sink
+                );
             }
         }
         // Pick up what earlier calls left pending, while time remains.

@@ -35,7 +35,12 @@ pub fn init(config: &LogConfig, verbose: u8) {
         .with_filter(stderr_level);
 
     let file = config.file.as_ref().and_then(|path| {
-        match OpenOptions::new().create(true).append(true).mode(0o640).open(path) {
+        match OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(path)
+        {
             Ok(f) => Some(
                 tracing_subscriber::fmt::layer()
                     .with_writer(Mutex::new(f))
@@ -44,7 +49,10 @@ pub fn init(config: &LogConfig, verbose: u8) {
                     .with_filter(level),
             ),
             Err(e) => {
-                eprintln!("netban: cannot open log file {}: {e}; logging to stderr only", path.display());
+                eprintln!(
+                    "netban: cannot open log file {}: {e}; logging to stderr only",
+                    path.display()
+                );
                 None
             }
         }
@@ -60,7 +68,10 @@ pub fn init(config: &LogConfig, verbose: u8) {
     });
     let journald = if config.journald {
         match tracing_journald::layer() {
-            Ok(l) => Some(l.with_syslog_identifier("netban".to_string()).with_filter(level)),
+            Ok(l) => Some(
+                l.with_syslog_identifier("netban".to_string())
+                    .with_filter(level),
+            ),
             Err(e) => {
                 eprintln!("netban: journald is not reachable ({e}); not logging to it");
                 None
@@ -70,7 +81,12 @@ pub fn init(config: &LogConfig, verbose: u8) {
         None
     };
     // A second init (tests) keeps the first subscriber; nothing to report.
-    let _ = tracing_subscriber::registry().with(stderr).with(file).with(syslog).with(journald).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(file)
+        .with(syslog)
+        .with(journald)
+        .try_init();
 }
 
 fn parse_level(s: &str) -> LevelFilter {
@@ -94,7 +110,10 @@ struct SyslogLine {
 impl<'a> MakeWriter<'a> for Syslog {
     type Writer = SyslogLine;
     fn make_writer(&'a self) -> SyslogLine {
-        SyslogLine { severity: 6, buf: Vec::new() }
+        SyslogLine {
+            severity: 6,
+            buf: Vec::new(),
+        }
     }
     fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> SyslogLine {
         let severity = match *meta.level() {
@@ -103,7 +122,10 @@ impl<'a> MakeWriter<'a> for Syslog {
             tracing::Level::INFO => 6,
             _ => 7,
         };
-        SyslogLine { severity, buf: Vec::new() }
+        SyslogLine {
+            severity,
+            buf: Vec::new(),
+        }
     }
 }
 
@@ -128,7 +150,12 @@ impl Drop for SyslogLine {
             return;
         };
         let text = String::from_utf8_lossy(&self.buf);
-        let msg = format!("<{}>netban[{}]: {}", 3 * 8 + self.severity, std::process::id(), text.trim_end());
+        let msg = format!(
+            "<{}>netban[{}]: {}",
+            3 * 8 + self.severity,
+            std::process::id(),
+            text.trim_end()
+        );
         // Best effort: a full or missing syslog never fails a ban.
         let _ = sock.send(msg.as_bytes());
     }

@@ -57,13 +57,27 @@ impl BanRequest {
         let restored = match input.restored.as_deref().unwrap_or("0") {
             "" | "0" | "false" => false,
             "1" | "true" => true,
-            other => return Err(CliError::Usage(format!("restored {other:?}: expected 0 or 1"))),
+            other => {
+                return Err(CliError::Usage(format!(
+                    "restored {other:?}: expected 0 or 1"
+                )));
+            }
         };
-        Ok(BanRequest { target, jail, bantime, since, restored })
+        Ok(BanRequest {
+            target,
+            jail,
+            bantime,
+            since,
+            restored,
+        })
     }
 
     pub fn until(&self, now: i64) -> Until {
-        if self.bantime == -1 { Until::Never } else { Until::At(self.since.unwrap_or(now) + self.bantime) }
+        if self.bantime == -1 {
+            Until::Never
+        } else {
+            Until::At(self.since.unwrap_or(now) + self.bantime)
+        }
     }
 }
 
@@ -92,7 +106,14 @@ pub fn ban(store: &Store, guard: &Guard, req: &BanRequest) -> CliResult<BanOutco
         tracing::info!("ban {target} (jail {jail}) skipped: it already ended at {until}");
         return Ok(BanOutcome::Ended);
     }
-    let lease = Lease { target, jail: jail.clone(), origin: Origin::Local, until, bantime: req.bantime, since: req.since.unwrap_or(now) };
+    let lease = Lease {
+        target,
+        jail: jail.clone(),
+        origin: Origin::Local,
+        until,
+        bantime: req.bantime,
+        since: req.since.unwrap_or(now),
+    };
     let prev = store.upsert_lease(&lease, now)?;
     let what = match (prev, req.restored) {
         (Some(p), _) if p == until => "kept",
@@ -115,7 +136,10 @@ pub fn unban(store: &Store, target: &Target, jail: &str) -> CliResult<bool> {
         tracing::info!("unbanned {target} (jail {jail}); no ban left, removing it from the sinks");
     } else {
         let jails: Vec<&str> = left.iter().map(|l| l.jail.as_str()).collect();
-        tracing::info!("unbanned {target} (jail {jail}); still banned by {}", jails.join(", "));
+        tracing::info!(
+            "unbanned {target} (jail {jail}); still banned by {}",
+            jails.join(", ")
+        );
     }
     Ok(true)
 }
@@ -123,7 +147,9 @@ pub fn unban(store: &Store, target: &Target, jail: &str) -> CliResult<bool> {
 /// fail2ban's actionflush: keeps network bans; logs how many.
 pub fn flush(store: &Store, jail: Option<&str>) -> CliResult<usize> {
     let n = store.live_leases(clock::now(), jail)?.len();
-    let scope = jail.map(|j| format!("jail {j}")).unwrap_or_else(|| "all jails".into());
+    let scope = jail
+        .map(|j| format!("jail {j}"))
+        .unwrap_or_else(|| "all jails".into());
     tracing::info!("flush ({scope}): keeping {n} network bans; they end when their ban time does");
     Ok(n)
 }
@@ -146,18 +172,30 @@ pub fn parse_jail(jail: &str) -> CliResult<()> {
 
 /// Seconds, `-1` for permanent; fail2ban may print a float.
 fn parse_bantime(s: &str) -> CliResult<i64> {
-    let bad = || CliError::Usage(format!("bantime {s:?}: expected seconds (e.g. 3600) or -1 for permanent"));
+    let bad = || {
+        CliError::Usage(format!(
+            "bantime {s:?}: expected seconds (e.g. 3600) or -1 for permanent"
+        ))
+    };
     let v: f64 = s.parse().map_err(|_| bad())?;
     if !v.is_finite() {
         return Err(bad());
     }
     let v = v.round() as i64;
-    if v == -1 || (1..=100 * 365 * 86_400).contains(&v) { Ok(v) } else { Err(bad()) }
+    if v == -1 || (1..=100 * 365 * 86_400).contains(&v) {
+        Ok(v)
+    } else {
+        Err(bad())
+    }
 }
 
 /// fail2ban's `<time>`: unix seconds, often a float.
 fn parse_time(s: &str) -> CliResult<i64> {
-    let bad = || CliError::Usage(format!("time {s:?}: expected unix seconds (e.g. 1795303972.0)"));
+    let bad = || {
+        CliError::Usage(format!(
+            "time {s:?}: expected unix seconds (e.g. 1795303972.0)"
+        ))
+    };
     let v: f64 = s.parse().map_err(|_| bad())?;
     if !v.is_finite() || v <= 0.0 || v > 1e11 {
         return Err(bad());
@@ -189,14 +227,32 @@ mod tests {
 
     #[test]
     fn requests_validate_every_field() {
-        let ok = BanInput { ip: "2001:DB8::1".into(), jail: Some("sshd".into()), bantime: Some("-1".into()), time: None, restored: Some("1".into()) };
+        let ok = BanInput {
+            ip: "2001:DB8::1".into(),
+            jail: Some("sshd".into()),
+            bantime: Some("-1".into()),
+            time: None,
+            restored: Some("1".into()),
+        };
         let r = BanRequest::parse(&ok).unwrap();
         assert_eq!(r.target.to_string(), "2001:db8::1/128");
         assert_eq!(r.until(5), Until::Never);
         assert!(r.restored);
-        let bad_jail = BanInput { jail: Some("a b".into()), ..ok.clone() };
-        assert!(matches!(BanRequest::parse(&bad_jail), Err(CliError::Usage(_))));
-        let bad_restored = BanInput { restored: Some("yes".into()), ..ok };
-        assert!(matches!(BanRequest::parse(&bad_restored), Err(CliError::Usage(_))));
+        let bad_jail = BanInput {
+            jail: Some("a b".into()),
+            ..ok.clone()
+        };
+        assert!(matches!(
+            BanRequest::parse(&bad_jail),
+            Err(CliError::Usage(_))
+        ));
+        let bad_restored = BanInput {
+            restored: Some("yes".into()),
+            ..ok
+        };
+        assert!(matches!(
+            BanRequest::parse(&bad_restored),
+            Err(CliError::Usage(_))
+        ));
     }
 }

@@ -15,15 +15,20 @@ pub struct Factory {
 
 impl Factory {
     pub fn new(config: &Config) -> Factory {
-        Factory { state_dir: config.state_dir.clone(), host: config.host_id() }
+        Factory {
+            state_dir: config.state_dir.clone(),
+            host: config.host_id(),
+        }
     }
 }
 
 impl SinkFactory for Factory {
     fn build(&self, config: &SinkConfig) -> Result<Arc<dyn Sink>, String> {
         Ok(match config {
-            // The ExaFS driver is wired in with its crate (next commit).
-            SinkConfig::Exafs(_) => return Err(format!("{}: the exafs driver is not built into this netban", config.name())),
+            SinkConfig::Exafs(c) => Arc::new(
+                netban_exafs::ExafsSink::new(c, &self.state_dir, &self.host)
+                    .map_err(|e| format!("{}: {e}", c.name))?,
+            ),
             SinkConfig::Exec(c) => Arc::new(ExecSink::new(c, &self.host)?),
         })
     }

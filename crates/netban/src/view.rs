@@ -14,17 +14,34 @@ use serde::Serialize;
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Entry {
     /// The sink confirmed it holds the target.
-    InPlace { remote_id: Option<String>, expires: Option<i64>, not_enforced: Option<String> },
+    InPlace {
+        remote_id: Option<String>,
+        expires: Option<i64>,
+        not_enforced: Option<String>,
+    },
     /// Not delivered yet (or being extended).
-    Pending { since: i64, attempts: i64, next_try: i64, error: Option<String> },
+    Pending {
+        since: i64,
+        attempts: i64,
+        next_try: i64,
+        error: Option<String>,
+    },
     /// No live lease is left; removal pending.
-    Removing { since: i64, attempts: i64, next_try: i64, error: Option<String> },
+    Removing {
+        since: i64,
+        attempts: i64,
+        next_try: i64,
+        error: Option<String>,
+    },
 }
 
 impl Entry {
     pub fn short(&self) -> String {
         match self {
-            Entry::InPlace { not_enforced: Some(_), .. } => "NOT ENFORCED".into(),
+            Entry::InPlace {
+                not_enforced: Some(_),
+                ..
+            } => "NOT ENFORCED".into(),
             Entry::InPlace { .. } => "in place".into(),
             Entry::Pending { attempts: 0, .. } => "pending".into(),
             Entry::Pending { attempts, .. } => format!("failing ({attempts})"),
@@ -42,7 +59,13 @@ pub struct SinkView {
 
 pub fn sinks(engine: &Engine, now: i64) -> Result<Vec<SinkView>, StoreError> {
     let mut out = Vec::new();
-    for netban_core::reconcile::SinkPlan { name, desired, records, plan } in engine.plans(now)? {
+    for netban_core::reconcile::SinkPlan {
+        name,
+        desired,
+        records,
+        plan,
+    } in engine.plans(now)?
+    {
         let recs: BTreeMap<Target, &SinkRecord> = records.iter().map(|r| (r.target, r)).collect();
         let mut entries = BTreeMap::new();
         for d in desired.values() {
@@ -54,8 +77,18 @@ pub fn sinks(engine: &Engine, now: i64) -> Result<Vec<SinkView>, StoreError> {
                     expires: r.expires,
                     not_enforced: r.not_enforced.clone(),
                 },
-                Some(r) => Entry::Pending { since: r.updated, attempts: r.attempts, next_try: r.next_try, error: r.last_error.clone() },
-                None => Entry::Pending { since: now, attempts: 0, next_try: 0, error: None },
+                Some(r) => Entry::Pending {
+                    since: r.updated,
+                    attempts: r.attempts,
+                    next_try: r.next_try,
+                    error: r.last_error.clone(),
+                },
+                None => Entry::Pending {
+                    since: now,
+                    attempts: 0,
+                    next_try: 0,
+                    error: None,
+                },
             };
             entries.insert(d.target, entry);
         }

@@ -11,9 +11,23 @@ use common::{Netban, exec_sink, read, stderr};
 fn bad_input_is_exit_2_and_changes_nothing() {
     let nb = Netban::new("");
     nb.expect(0, &["ban", "192.0.2.1"]);
-    for bad in ["192.0.2.300", "1.2.3.4;reboot", "$(id)", "`id`", "192.0.2.1/33", "fe80::1%eth0", "", "-", "192.0.2.1 "] {
+    for bad in [
+        "192.0.2.300",
+        "1.2.3.4;reboot",
+        "$(id)",
+        "`id`",
+        "192.0.2.1/33",
+        "fe80::1%eth0",
+        "",
+        "-",
+        "192.0.2.1 ",
+    ] {
         let out = nb.expect(2, &["ban", "--", bad]);
-        assert!(stderr(&out).contains("not an IP address") || stderr(&out).contains("prefix"), "{bad:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("not an IP address") || stderr(&out).contains("prefix"),
+            "{bad:?}: {}",
+            stderr(&out)
+        );
     }
     nb.expect(2, &["ban", "--jail", "a;b", "192.0.2.2"]);
     nb.expect(2, &["ban", "--bantime", "soon", "192.0.2.2"]);
@@ -30,7 +44,10 @@ fn guard_refusals_are_exit_0_with_a_reason() {
     let allow = "203.0.113.0/28 # office\n";
     let nb = Netban::new("");
     std::fs::write(nb.path("allow.conf"), allow).unwrap();
-    let nb2 = Netban::new(&format!("[guard]\nallowlist = [\"{}\"]\n", nb.path("allow.conf").display()));
+    let nb2 = Netban::new(&format!(
+        "[guard]\nallowlist = [\"{}\"]\n",
+        nb.path("allow.conf").display()
+    ));
     for (ip, why) in [
         ("0.0.0.0/0", "wider than /24"),
         ("10.0.0.0/8", "wider than /24"),
@@ -58,7 +75,8 @@ fn broken_config_is_exit_3_naming_key_and_line() {
     let out = nb.expect(3, &["ban", "192.0.2.1"]);
     let e = stderr(&out);
     assert!(e.contains("max_prefx_v6") && e.contains("line 4"), "{e}");
-    let nb = Netban::new("[[sink]]\nname = \"x\"\ntype = \"exec\"\nban = [\"/bin/echo\", \"{jial}\"]\n");
+    let nb =
+        Netban::new("[[sink]]\nname = \"x\"\ntype = \"exec\"\nban = [\"/bin/echo\", \"{jial}\"]\n");
     let e = stderr(&nb.expect(3, &["check"]));
     assert!(e.contains("{jial}"), "{e}");
     let nb = Netban::new("");
@@ -70,7 +88,9 @@ fn broken_config_is_exit_3_naming_key_and_line() {
 
 #[test]
 fn secret_in_a_readable_config_is_warned_about_and_never_printed() {
-    let nb = Netban::new("[[sink]]\nname=\"e\"\ntype=\"exafs\"\nurl=\"http://127.0.0.1:9\"\napi_key=\"s3cr3t-key-value\"\ncommunity=1\n");
+    let nb = Netban::new(
+        "[[sink]]\nname=\"e\"\ntype=\"exafs\"\nurl=\"http://127.0.0.1:9\"\napi_key=\"s3cr3t-key-value\"\ncommunity=1\n",
+    );
     std::fs::set_permissions(&nb.config, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = nb.expect(0, &["-vv", "ban", "192.0.2.1"]);
     let e = stderr(&out);
@@ -83,24 +103,49 @@ fn state_files_are_private() {
     let nb = Netban::new("");
     nb.expect(0, &["ban", "192.0.2.1"]);
     let db = nb.state_dir().join("netban.db");
-    assert_eq!(std::fs::metadata(&db).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(std::fs::metadata(nb.state_dir()).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(nb.state_dir())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
 }
 
 #[test]
 fn exec_sink_runs_templates_and_keeps_a_target_while_any_jail_bans_it() {
     let log = tempfile::NamedTempFile::new().unwrap();
     let nb = Netban::new(&exec_sink(log.path()));
-    nb.expect(0, &["ban", "--jail", "sshd", "--bantime", "600", "192.0.2.1"]);
+    nb.expect(
+        0,
+        &["ban", "--jail", "sshd", "--bantime", "600", "192.0.2.1"],
+    );
     // The old positional form, and an IPv6 spelling that is canonicalised.
     nb.expect(0, &["ban", "2001:DB8:0::5", "-1"]);
-    nb.expect(0, &["ban", "--jail", "postfix", "--bantime", "6000", "192.0.2.1"]);
-    assert_eq!(read(log.path()), "ban sshd 600 192.0.2.1\nban default -1 2001:db8::5\n");
+    nb.expect(
+        0,
+        &["ban", "--jail", "postfix", "--bantime", "6000", "192.0.2.1"],
+    );
+    assert_eq!(
+        read(log.path()),
+        "ban sshd 600 192.0.2.1\nban default -1 2001:db8::5\n"
+    );
     nb.expect(0, &["unban", "--jail", "sshd", "192.0.2.1"]);
-    assert!(!read(log.path()).contains("unban"), "still banned by postfix");
+    assert!(
+        !read(log.path()).contains("unban"),
+        "still banned by postfix"
+    );
     nb.expect(0, &["unban", "--jail", "postfix", "192.0.2.1"]);
     nb.expect(0, &["unban", "2001:db8::5"]);
-    assert_eq!(read(log.path()), "ban sshd 600 192.0.2.1\nban default -1 2001:db8::5\nunban 192.0.2.1\nunban 2001:db8::5\n");
+    assert_eq!(
+        read(log.path()),
+        "ban sshd 600 192.0.2.1\nban default -1 2001:db8::5\nunban 192.0.2.1\nunban 2001:db8::5\n"
+    );
     // Hostile values never reach a shell: the jail name is validated, the IP is parsed.
     nb.expect(2, &["ban", "--jail", "$(touch pwned)", "192.0.2.9"]);
 }
@@ -134,13 +179,56 @@ fn a_failing_sink_keeps_the_ban_pending_until_sync_succeeds() {
 fn restored_ban_already_in_place_runs_nothing() {
     let log = tempfile::NamedTempFile::new().unwrap();
     let nb = Netban::new(&exec_sink(log.path()));
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let t = format!("{now}.0");
-    nb.expect(0, &["ban", "--jail", "sshd", "--bantime", "600", "--time", &t, "192.0.2.1"]);
-    nb.expect(0, &["ban", "--jail", "sshd", "--bantime", "600", "--time", &now.to_string(), "--restored", "1", "192.0.2.1"]);
+    nb.expect(
+        0,
+        &[
+            "ban",
+            "--jail",
+            "sshd",
+            "--bantime",
+            "600",
+            "--time",
+            &t,
+            "192.0.2.1",
+        ],
+    );
+    nb.expect(
+        0,
+        &[
+            "ban",
+            "--jail",
+            "sshd",
+            "--bantime",
+            "600",
+            "--time",
+            &now.to_string(),
+            "--restored",
+            "1",
+            "192.0.2.1",
+        ],
+    );
     assert_eq!(read(log.path()).lines().count(), 1);
     // A restored ban whose time already ran out is skipped.
-    nb.expect(0, &["ban", "--jail", "sshd", "--bantime", "600", "--time", "1000000000", "--restored", "1", "192.0.2.7"]);
+    nb.expect(
+        0,
+        &[
+            "ban",
+            "--jail",
+            "sshd",
+            "--bantime",
+            "600",
+            "--time",
+            "1000000000",
+            "--restored",
+            "1",
+            "192.0.2.7",
+        ],
+    );
     assert_eq!(nb.targets(), ["192.0.2.1/32"]);
 }
 
@@ -166,11 +254,16 @@ fn dry_run_changes_nothing() {
 
 #[test]
 fn check_reports_each_sink() {
-    let nb = Netban::new("[[sink]]\nname=\"a\"\ntype=\"exec\"\nban=[\"/bin/true\"]\n[[sink]]\nname=\"b\"\ntype=\"exec\"\nban=[\"/nonexistent/cmd\"]\n");
+    let nb = Netban::new(
+        "[[sink]]\nname=\"a\"\ntype=\"exec\"\nban=[\"/bin/true\"]\n[[sink]]\nname=\"b\"\ntype=\"exec\"\nban=[\"/nonexistent/cmd\"]\n",
+    );
     let out = nb.expect(1, &["check"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("sink a (exec): ok"), "{text}");
-    assert!(text.contains("sink b (exec): FAILED") && text.contains("not found"), "{text}");
+    assert!(
+        text.contains("sink b (exec): FAILED") && text.contains("not found"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -178,5 +271,9 @@ fn ban_is_quiet_on_success() {
     let log = tempfile::NamedTempFile::new().unwrap();
     let nb = Netban::new(&exec_sink(log.path()));
     let out = nb.expect(0, &["ban", "192.0.2.1"]);
-    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{}", stderr(&out));
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -30,7 +30,12 @@ pub fn run(ctx: &mut Context, req: BanRequest) -> CliResult {
     if ctx.dry_run {
         let guard = ctx.guard()?;
         match guard.check(&req.target) {
-            Ok(()) => println!("would ban {} (jail {}) until {}", req.target, req.jail, req.until(netban_core::clock::now())),
+            Ok(()) => println!(
+                "would ban {} (jail {}) until {}",
+                req.target,
+                req.jail,
+                req.until(netban_core::clock::now())
+            ),
             Err(why) => println!("would skip {}: {why}", req.target),
         }
         return Ok(());

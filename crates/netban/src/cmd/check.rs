@@ -8,7 +8,11 @@ use crate::exit::{CliError, CliResult};
 pub fn run(ctx: &mut Context) -> CliResult {
     let mut lines = Vec::new();
     let mut ok = true;
-    lines.push(format!("config {}: ok, {} sink(s)", ctx.config_path.display(), ctx.config.sinks.len()));
+    lines.push(format!(
+        "config {}: ok, {} sink(s)",
+        ctx.config_path.display(),
+        ctx.config.sinks.len()
+    ));
     let guard = ctx.guard()?;
     lines.push(format!(
         "guard: refuses IPv4 wider than /{} and IPv6 wider than /{}; {} allowlist entries from files",
@@ -17,7 +21,11 @@ pub fn run(ctx: &mut Context) -> CliResult {
         guard.allowlist_len()
     ));
     let store = ctx.store()?;
-    lines.push(format!("state {}: ok, {} leases", store.path().display(), store.lease_count()?));
+    lines.push(format!(
+        "state {}: ok, {} leases",
+        store.path().display(),
+        store.lease_count()?
+    ));
     let factory = crate::sinks::Factory::new(&ctx.config);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -32,17 +40,37 @@ pub fn run(ctx: &mut Context) -> CliResult {
         };
         ok &= result.is_ok();
         match &result {
-            Ok(msg) => lines.push(format!("sink {} ({}): ok: {msg}", sink_cfg.name(), sink_cfg.kind())),
-            Err(e) => lines.push(format!("sink {} ({}): FAILED: {e}", sink_cfg.name(), sink_cfg.kind())),
+            Ok(msg) => lines.push(format!(
+                "sink {} ({}): ok: {msg}",
+                sink_cfg.name(),
+                sink_cfg.kind()
+            )),
+            Err(e) => lines.push(format!(
+                "sink {} ({}): FAILED: {e}",
+                sink_cfg.name(),
+                sink_cfg.kind()
+            )),
         }
         results.push(serde_json::json!({"sink": sink_cfg.name(), "type": sink_cfg.kind(), "ok": result.is_ok(), "message": result.unwrap_or_else(|e| e)}));
     }
     if ctx.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"ok": ok, "config": ctx.config_path, "sinks": results})).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"ok": ok, "config": ctx.config_path, "sinks": results})
+            )
+            .unwrap_or_default()
+        );
     } else {
         for l in &lines {
             println!("{l}");
         }
     }
-    if ok { Ok(()) } else { Err(CliError::Runtime("some sinks cannot be reached (see above)".into())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(CliError::Runtime(
+            "some sinks cannot be reached (see above)".into(),
+        ))
+    }
 }

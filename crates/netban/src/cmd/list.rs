@@ -28,7 +28,11 @@ pub fn run(ctx: &mut Context, a: JailArg) -> CliResult {
             .map(|(t, ls)| {
                 let sink_states: serde_json::Map<String, serde_json::Value> = sinks
                     .iter()
-                    .filter_map(|s| s.entries.get(t).map(|e| (s.name.clone(), serde_json::to_value(e).unwrap_or_default())))
+                    .filter_map(|s| {
+                        s.entries
+                            .get(t)
+                            .map(|e| (s.name.clone(), serde_json::to_value(e).unwrap_or_default()))
+                    })
                     .collect();
                 json!({
                     "target": t.to_string(),
@@ -40,7 +44,10 @@ pub fn run(ctx: &mut Context, a: JailArg) -> CliResult {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&items).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&items).unwrap_or_default()
+        );
         return Ok(());
     }
     let mut rows = vec![{
@@ -52,10 +59,20 @@ pub fn run(ctx: &mut Context, a: JailArg) -> CliResult {
         let until = ls.iter().map(|l| l.until).max().unwrap_or(Until::At(0));
         let jails: Vec<String> = ls
             .iter()
-            .map(|l| if l.origin.as_str() == "local" { l.jail.clone() } else { format!("{}@{}", l.jail, l.origin) })
+            .map(|l| {
+                if l.origin.as_str() == "local" {
+                    l.jail.clone()
+                } else {
+                    format!("{}@{}", l.jail, l.origin)
+                }
+            })
             .collect();
         let mut row = vec![t.to_string(), jails.join(","), until.to_string()];
-        row.extend(sinks.iter().map(|s| s.entries.get(t).map_or_else(|| "-".to_string(), view::Entry::short)));
+        row.extend(sinks.iter().map(|s| {
+            s.entries
+                .get(t)
+                .map_or_else(|| "-".to_string(), view::Entry::short)
+        }));
         rows.push(row);
     }
     print_table(&rows);
@@ -67,9 +84,21 @@ pub fn run(ctx: &mut Context, a: JailArg) -> CliResult {
 
 pub fn print_table(rows: &[Vec<String>]) {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     for r in rows {
-        let line: Vec<String> = r.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
         println!("{}", line.join("  ").trim_end());
     }
 }

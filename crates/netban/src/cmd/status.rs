@@ -24,11 +24,24 @@ pub fn run(ctx: &mut Context) -> CliResult {
         let mut last_error: Option<&str> = None;
         for e in s.entries.values() {
             match e {
-                Entry::InPlace { not_enforced: ne, .. } => {
+                Entry::InPlace {
+                    not_enforced: ne, ..
+                } => {
                     in_place += 1;
                     not_enforced += usize::from(ne.is_some());
                 }
-                Entry::Pending { since, attempts, error, .. } | Entry::Removing { since, attempts, error, .. } => {
+                Entry::Pending {
+                    since,
+                    attempts,
+                    error,
+                    ..
+                }
+                | Entry::Removing {
+                    since,
+                    attempts,
+                    error,
+                    ..
+                } => {
                     pending += 1;
                     if *attempts > 0 {
                         failing += 1;
@@ -48,15 +61,32 @@ pub fn run(ctx: &mut Context) -> CliResult {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(());
     }
-    println!("daemon: {} ({})", if daemon_up { "running" } else { "not running; bans are delivered inline" }, socket.display());
+    println!(
+        "daemon: {} ({})",
+        if daemon_up {
+            "running"
+        } else {
+            "not running; bans are delivered inline"
+        },
+        socket.display()
+    );
     println!("leases: {} live", leases.len());
     for s in &out {
-        let mut line = format!("sink {}: {} in place, {} pending", s["sink"].as_str().unwrap_or(""), s["in_place"], s["pending"]);
+        let mut line = format!(
+            "sink {}: {} in place, {} pending",
+            s["sink"].as_str().unwrap_or(""),
+            s["in_place"],
+            s["pending"]
+        );
         if let Some(age) = s["oldest_pending_age"].as_i64() {
             line.push_str(&format!(" (oldest {}s)", age.max(0)));
         }
         if s["failing"].as_i64().unwrap_or(0) > 0 {
-            line.push_str(&format!(", {} failing: {}", s["failing"], s["last_error"].as_str().unwrap_or("")));
+            line.push_str(&format!(
+                ", {} failing: {}",
+                s["failing"],
+                s["last_error"].as_str().unwrap_or("")
+            ));
         }
         if s["not_enforced"].as_i64().unwrap_or(0) > 0 {
             line.push_str(&format!(", {} NOT ENFORCED by the sink", s["not_enforced"]));

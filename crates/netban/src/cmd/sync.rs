@@ -13,11 +13,17 @@ use crate::exit::{CliError, CliResult};
 
 pub fn run(ctx: &mut Context, a: SyncArgs) -> CliResult {
     if !(a.timeout.is_finite() && a.timeout > 0.0) {
-        return Err(CliError::Usage(format!("--timeout {}: expected a positive number of seconds", a.timeout)));
+        return Err(CliError::Usage(format!(
+            "--timeout {}: expected a positive number of seconds",
+            a.timeout
+        )));
     }
     let deadline = Instant::now() + Duration::from_secs_f64(a.timeout);
     let Some(_lock) = ReconcileLock::acquire(&ctx.config.state_dir, deadline)? else {
-        return Err(CliError::Runtime(format!("another netban process held the reconcile lock for {}s; try again", a.timeout)));
+        return Err(CliError::Runtime(format!(
+            "another netban process held the reconcile lock for {}s; try again",
+            a.timeout
+        )));
     };
     let store = ctx.store()?;
     let engine = ctx.engine()?;
@@ -26,18 +32,30 @@ pub fn run(ctx: &mut Context, a: SyncArgs) -> CliResult {
         store.purge_expired(clock::now())?;
         let n = store.forget_sinks_except(&keep)?;
         if n > 0 {
-            tracing::warn!("forgot {n} records of sinks no longer in the config (their remote entries are left alone)");
+            tracing::warn!(
+                "forgot {n} records of sinks no longer in the config (their remote entries are left alone)"
+            );
         }
     }
-    let opts = PassOptions { deadline, force: true, repair: true, dry_run: ctx.dry_run };
+    let opts = PassOptions {
+        deadline,
+        force: true,
+        repair: true,
+        dry_run: ctx.dry_run,
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
     let report = rt.block_on(engine.run(&Scope::All, opts))?;
     // Converged means: nothing is left to do, checked afresh after the pass.
-    let left: Vec<(String, usize)> = engine.plans(clock::now())?.into_iter().map(|p| (p.name, p.plan.steps.len())).collect();
-    let converged = left.iter().all(|(_, n)| *n == 0) && report.sinks.iter().all(|s| s.error.is_none());
+    let left: Vec<(String, usize)> = engine
+        .plans(clock::now())?
+        .into_iter()
+        .map(|p| (p.name, p.plan.steps.len()))
+        .collect();
+    let converged =
+        left.iter().all(|(_, n)| *n == 0) && report.sinks.iter().all(|s| s.error.is_none());
     if ctx.json {
         let v = serde_json::json!({ "converged": converged, "sinks": report.sinks, "pending": left.iter().map(|(n, c)| serde_json::json!({"sink": n, "pending": c})).collect::<Vec<_>>() });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());

@@ -31,12 +31,26 @@ enum Request {
     Poke,
     Ping,
     Ban(BanInput),
-    Unban { ip: String, #[serde(default)] jail: Option<String> },
-    Flush { #[serde(default)] jail: Option<String> },
-    Sync { #[serde(default)] timeout: Option<f64> },
+    Unban {
+        ip: String,
+        #[serde(default)]
+        jail: Option<String>,
+    },
+    Flush {
+        #[serde(default)]
+        jail: Option<String>,
+    },
+    Sync {
+        #[serde(default)]
+        timeout: Option<f64>,
+    },
 }
 
-pub async fn serve(listener: UnixListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: UnixListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         tokio::select! {
@@ -68,7 +82,14 @@ async fn connection(stream: UnixStream, shared: Arc<Shared>) {
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        let n = match tokio::time::timeout(IDLE, (&mut lines).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)).await {
+        let n = match tokio::time::timeout(
+            IDLE,
+            (&mut lines)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut buf),
+        )
+        .await
+        {
             Ok(Ok(n)) => n,
             Ok(Err(_)) | Err(_) => return,
         };
@@ -76,7 +97,9 @@ async fn connection(stream: UnixStream, shared: Arc<Shared>) {
             return;
         }
         if buf.len() > MAX_LINE {
-            let _ = write.write_all(b"{\"ok\":false,\"code\":2,\"error\":\"request line too long\"}\n").await;
+            let _ = write
+                .write_all(b"{\"ok\":false,\"code\":2,\"error\":\"request line too long\"}\n")
+                .await;
             return;
         }
         let answer = match serde_json::from_slice::<Request>(&buf) {
@@ -144,8 +167,17 @@ fn flush(jail: Option<&str>, shared: &Shared) -> Result<Value, CliError> {
 
 async fn sync(timeout: f64, shared: &Shared) -> Value {
     let (tx, rx) = oneshot::channel();
-    let timeout = if timeout.is_finite() && timeout > 0.0 { timeout.min(3600.0) } else { 60.0 };
-    if shared.sync_tx.send(SyncRequest { reply: tx }).await.is_err() {
+    let timeout = if timeout.is_finite() && timeout > 0.0 {
+        timeout.min(3600.0)
+    } else {
+        60.0
+    };
+    if shared
+        .sync_tx
+        .send(SyncRequest { reply: tx })
+        .await
+        .is_err()
+    {
         return json!({"ok": false, "code": 1, "error": "the daemon is shutting down"});
     }
     shared.wake.notify_one();

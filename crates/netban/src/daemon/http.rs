@@ -15,7 +15,10 @@ use axum::routing::get;
 use super::Shared;
 
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(shared)
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(shared)
 }
 
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
@@ -24,7 +27,11 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     if since < Duration::from_secs(120) {
         (StatusCode::OK, "ok\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("reconcile loop stalled for {}s\n", since.as_secs())).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("reconcile loop stalled for {}s\n", since.as_secs()),
+        )
+            .into_response()
     }
 }
 
@@ -33,7 +40,10 @@ async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
         return resp;
     }
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         shared.metrics.encode(),
     )
         .into_response()
@@ -49,7 +59,14 @@ fn check_token(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
     if constant_time_eq(got.as_bytes(), want.expose().as_bytes()) {
         None
     } else {
-        Some((StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "token required\n").into_response())
+        Some(
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "token required\n",
+            )
+                .into_response(),
+        )
     }
 }
 

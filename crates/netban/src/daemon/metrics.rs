@@ -58,17 +58,47 @@ impl Metrics {
         let held = Family::<SinkLabel, Gauge>::default();
         let pending = Family::<SinkLabel, Gauge>::default();
         let failing = Family::<SinkLabel, Gauge>::default();
-        let apply = Family::<SinkLabel, Histogram, fn() -> Histogram>::new_with_constructor(apply_histogram);
+        let apply = Family::<SinkLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+            apply_histogram,
+        );
         let refusals = Counter::default();
         let passes = Counter::default();
         registry.register("leases", "Live leases", leases.clone());
-        registry.register("sink_changes", "Changes carried out on a sink, by operation and result", changes.clone());
-        registry.register("sink_held", "Targets a sink confirmed it holds", held.clone());
-        registry.register("sink_pending", "Changes waiting on a sink after the last pass", pending.clone());
-        registry.register("sink_failing", "Targets whose last change on a sink failed", failing.clone());
-        registry.register("sink_apply_duration_seconds", "Time a sink took for one batch of changes", apply.clone());
-        registry.register("guard_refusals", "Targets the guard refused", refusals.clone());
-        registry.register("reconcile_passes", "Reconcile passes run by the daemon", passes.clone());
+        registry.register(
+            "sink_changes",
+            "Changes carried out on a sink, by operation and result",
+            changes.clone(),
+        );
+        registry.register(
+            "sink_held",
+            "Targets a sink confirmed it holds",
+            held.clone(),
+        );
+        registry.register(
+            "sink_pending",
+            "Changes waiting on a sink after the last pass",
+            pending.clone(),
+        );
+        registry.register(
+            "sink_failing",
+            "Targets whose last change on a sink failed",
+            failing.clone(),
+        );
+        registry.register(
+            "sink_apply_duration_seconds",
+            "Time a sink took for one batch of changes",
+            apply.clone(),
+        );
+        registry.register(
+            "guard_refusals",
+            "Targets the guard refused",
+            refusals.clone(),
+        );
+        registry.register(
+            "reconcile_passes",
+            "Reconcile passes run by the daemon",
+            passes.clone(),
+        );
         Metrics {
             registry,
             leases,
@@ -89,8 +119,12 @@ impl Metrics {
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         self.passes.inc();
         for s in &report.sinks {
-            let label = SinkLabel { sink: s.sink.clone() };
-            self.pending.get_or_create(&label).set((s.deferred + s.failed + s.not_attempted) as i64);
+            let label = SinkLabel {
+                sink: s.sink.clone(),
+            };
+            self.pending
+                .get_or_create(&label)
+                .set((s.deferred + s.failed + s.not_attempted) as i64);
         }
         if let Ok(n) = store.live_lease_count(now) {
             self.leases.set(n);
@@ -99,7 +133,9 @@ impl Metrics {
             // A sink with no records left has no row: it holds nothing.
             for s in &report.sinks {
                 if !counts.iter().any(|(name, _, _)| name == &s.sink) {
-                    let label = SinkLabel { sink: s.sink.clone() };
+                    let label = SinkLabel {
+                        sink: s.sink.clone(),
+                    };
                     self.held.get_or_create(&label).set(0);
                     self.failing.get_or_create(&label).set(0);
                 }
@@ -126,7 +162,12 @@ impl Metrics {
 
     /// Sets the initial refusal count so a restart does not replay history as new.
     pub fn baseline(&self, store: &Store) {
-        let total = store.get_meta(crate::ops::GUARD_REFUSALS).ok().flatten().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let total = store
+            .get_meta(crate::ops::GUARD_REFUSALS)
+            .ok()
+            .flatten()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
         self.refusals_seen.store(total, Ordering::Relaxed);
     }
 
@@ -141,11 +182,19 @@ impl Metrics {
 
 impl Observer for Metrics {
     fn batch(&self, sink: &str, _changes: usize, seconds: f64) {
-        self.apply.get_or_create(&SinkLabel { sink: sink.to_string() }).observe(seconds);
+        self.apply
+            .get_or_create(&SinkLabel {
+                sink: sink.to_string(),
+            })
+            .observe(seconds);
     }
 
     fn outcome(&self, sink: &str, verb: &str, ok: bool) {
-        let label = ChangeLabel { sink: sink.to_string(), op: verb.to_string(), result: if ok { "ok" } else { "failed" }.to_string() };
+        let label = ChangeLabel {
+            sink: sink.to_string(),
+            op: verb.to_string(),
+            result: if ok { "ok" } else { "failed" }.to_string(),
+        };
         self.changes.get_or_create(&label).inc();
     }
 }

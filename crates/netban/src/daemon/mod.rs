@@ -50,7 +50,10 @@ pub struct Shared {
 
 impl Shared {
     pub fn engine(&self) -> Arc<Engine> {
-        self.engine.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.engine
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn set_engine(&self, engine: Engine) {
@@ -62,7 +65,10 @@ impl Shared {
     }
 
     fn heartbeat_age(&self) -> Duration {
-        self.heartbeat.lock().unwrap_or_else(|p| p.into_inner()).elapsed()
+        self.heartbeat
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
     }
 }
 
@@ -92,7 +98,9 @@ async fn main(ctx: &mut Context) -> CliResult {
         wake: Notify::new(),
         metrics,
         sync_tx,
-        resync_interval: Duration::from_secs_f64(config.daemon.resync_interval.unwrap_or(DEFAULT_RESYNC)),
+        resync_interval: Duration::from_secs_f64(
+            config.daemon.resync_interval.unwrap_or(DEFAULT_RESYNC),
+        ),
         web_token,
         last_report: Mutex::new(None),
         heartbeat: Mutex::new(Instant::now()),
@@ -103,8 +111,16 @@ async fn main(ctx: &mut Context) -> CliResult {
     if !config.web.listen.is_empty() {
         let tcp = tokio::net::TcpListener::bind(&config.web.listen)
             .await
-            .map_err(|e| CliError::Config(format!("web.listen = {:?}: cannot listen: {e}", config.web.listen)))?;
-        tracing::info!("http: listening on {} (/healthz, /metrics)", config.web.listen);
+            .map_err(|e| {
+                CliError::Config(format!(
+                    "web.listen = {:?}: cannot listen: {e}",
+                    config.web.listen
+                ))
+            })?;
+        tracing::info!(
+            "http: listening on {} (/healthz, /metrics)",
+            config.web.listen
+        );
         let app = http::router(shared.clone());
         let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -116,15 +132,26 @@ async fn main(ctx: &mut Context) -> CliResult {
             }
         }));
     }
-    tasks.push(tokio::spawn(control::serve(listener, shared.clone(), stop_rx.clone())));
+    tasks.push(tokio::spawn(control::serve(
+        listener,
+        shared.clone(),
+        stop_rx.clone(),
+    )));
     let worker = tokio::spawn(worker::run(shared.clone(), sync_rx, stop_rx.clone()));
 
-    tracing::info!("daemon started: socket {}, {} sinks", socket.display(), config.sinks.len());
+    tracing::info!(
+        "daemon started: socket {}, {} sinks",
+        socket.display(),
+        config.sinks.len()
+    );
     systemd::notify("READY=1");
 
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| CliError::Runtime(format!("cannot handle SIGHUP: {e}")))?;
-    let mut term = signal(SignalKind::terminate()).map_err(|e| CliError::Runtime(format!("cannot handle SIGTERM: {e}")))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| CliError::Runtime(format!("cannot handle SIGINT: {e}")))?;
+    let mut hup = signal(SignalKind::hangup())
+        .map_err(|e| CliError::Runtime(format!("cannot handle SIGHUP: {e}")))?;
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| CliError::Runtime(format!("cannot handle SIGTERM: {e}")))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| CliError::Runtime(format!("cannot handle SIGINT: {e}")))?;
     loop {
         tokio::select! {
             _ = hup.recv() => reload(&ctx.config_path, &config, &shared),
@@ -148,11 +175,20 @@ async fn main(ctx: &mut Context) -> CliResult {
 fn bind_control(socket: &Path) -> CliResult<UnixListener> {
     if socket.exists() {
         if std::os::unix::net::UnixStream::connect(socket).is_ok() {
-            return Err(CliError::Runtime(format!("a netban daemon is already running on {}", socket.display())));
+            return Err(CliError::Runtime(format!(
+                "a netban daemon is already running on {}",
+                socket.display()
+            )));
         }
-        std::fs::remove_file(socket).map_err(|e| CliError::Runtime(format!("cannot remove stale socket {}: {e}", socket.display())))?;
+        std::fs::remove_file(socket).map_err(|e| {
+            CliError::Runtime(format!(
+                "cannot remove stale socket {}: {e}",
+                socket.display()
+            ))
+        })?;
     }
-    let listener = UnixListener::bind(socket).map_err(|e| CliError::Runtime(format!("cannot listen on {}: {e}", socket.display())))?;
+    let listener = UnixListener::bind(socket)
+        .map_err(|e| CliError::Runtime(format!("cannot listen on {}: {e}", socket.display())))?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
 }
@@ -161,11 +197,17 @@ fn web_token(config: &Config) -> CliResult<Option<Secret>> {
     if let Some(t) = &config.web.token {
         return Ok(Some(t.clone()));
     }
-    let Some(path) = &config.web.token_file else { return Ok(None) };
-    let text = std::fs::read_to_string(path).map_err(|e| CliError::Config(format!("web.token_file {}: {e}", path.display())))?;
+    let Some(path) = &config.web.token_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Config(format!("web.token_file {}: {e}", path.display())))?;
     let token = text.lines().next().unwrap_or("").trim().to_string();
     if token.is_empty() {
-        return Err(CliError::Config(format!("web.token_file {} is empty", path.display())));
+        return Err(CliError::Config(format!(
+            "web.token_file {} is empty",
+            path.display()
+        )));
     }
     Ok(Some(Secret::new(token)))
 }
@@ -180,7 +222,10 @@ fn reload(path: &Path, running: &Config, shared: &Shared) {
             return;
         }
     };
-    if config.state_dir != running.state_dir || config.socket_path() != running.socket_path() || config.web.listen != running.web.listen {
+    if config.state_dir != running.state_dir
+        || config.socket_path() != running.socket_path()
+        || config.web.listen != running.web.listen
+    {
         tracing::warn!("reload: state_dir, daemon.socket and web.listen change only at a restart");
     }
     let guard = match netban_core::guard::Guard::new(&config.guard) {
@@ -200,5 +245,9 @@ fn reload(path: &Path, running: &Config, shared: &Shared) {
     .with_observer(shared.metrics.clone());
     shared.set_engine(engine);
     shared.wake.notify_one();
-    tracing::info!("reload: config {} loaded, {} sinks", path.display(), config.sinks.len());
+    tracing::info!(
+        "reload: config {} loaded, {} sinks",
+        path.display(),
+        config.sinks.len()
+    );
 }

@@ -24,7 +24,11 @@ const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// Pokes arriving within this window are served by one pass.
 const DEBOUNCE: Duration = Duration::from_millis(5);
 
-pub async fn run(shared: Arc<Shared>, mut sync_rx: mpsc::Receiver<SyncRequest>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    shared: Arc<Shared>,
+    mut sync_rx: mpsc::Receiver<SyncRequest>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut last_repair: Option<Instant> = None;
     let mut waiting_syncs: Vec<SyncRequest> = Vec::new();
     loop {
@@ -38,14 +42,20 @@ pub async fn run(shared: Arc<Shared>, mut sync_rx: mpsc::Receiver<SyncRequest>, 
         if repair && result.is_some() {
             last_repair = Some(Instant::now());
         }
-        let busy = result.as_ref().is_some_and(|r| r.sinks.iter().any(|s| s.not_attempted > 0));
+        let busy = result
+            .as_ref()
+            .is_some_and(|r| r.sinks.iter().any(|s| s.not_attempted > 0));
         for req in waiting_syncs.drain(..) {
             let _ = req.reply.send(sync_answer(&shared, result.as_ref()));
         }
         if *shutdown.borrow() {
             break;
         }
-        let wait = if busy { Duration::ZERO } else { next_wait(&shared, last_repair) };
+        let wait = if busy {
+            Duration::ZERO
+        } else {
+            next_wait(&shared, last_repair)
+        };
         tokio::select! {
             _ = shared.wake.notified() => tokio::time::sleep(DEBOUNCE).await,
             _ = tokio::time::sleep(wait) => {}
@@ -59,15 +69,23 @@ pub async fn run(shared: Arc<Shared>, mut sync_rx: mpsc::Receiver<SyncRequest>, 
 /// One pass under the reconcile lock; `None` when it could not run (lock held, store error).
 async fn pass(shared: &Arc<Shared>, force: bool, repair: bool) -> Option<PassReport> {
     let state_dir = shared.state_dir.clone();
-    let lock = tokio::task::spawn_blocking(move || ReconcileLock::acquire(&state_dir, Instant::now() + Duration::from_secs(5))).await;
+    let lock = tokio::task::spawn_blocking(move || {
+        ReconcileLock::acquire(&state_dir, Instant::now() + Duration::from_secs(5))
+    })
+    .await;
     let _lock = match lock {
         Ok(Ok(Some(l))) => l,
         Ok(Ok(None)) => {
-            tracing::debug!("reconcile lock held by another process (netban sync?); retrying shortly");
+            tracing::debug!(
+                "reconcile lock held by another process (netban sync?); retrying shortly"
+            );
             return None;
         }
         Ok(Err(e)) => {
-            tracing::error!("cannot take the reconcile lock in {}: {e}", shared.state_dir.display());
+            tracing::error!(
+                "cannot take the reconcile lock in {}: {e}",
+                shared.state_dir.display()
+            );
             return None;
         }
         Err(e) => {
@@ -83,15 +101,27 @@ async fn pass(shared: &Arc<Shared>, force: bool, repair: bool) -> Option<PassRep
     match shared.store.purge_expired(now) {
         Ok(gone) => {
             for l in gone {
-                tracing::info!("lease {} (jail {}, origin {}) expired", l.target, l.jail, l.origin);
+                tracing::info!(
+                    "lease {} (jail {}, origin {}) expired",
+                    l.target,
+                    l.jail,
+                    l.origin
+                );
             }
         }
         Err(e) => tracing::error!("cannot purge expired leases: {e}"),
     }
-    let opts = PassOptions { deadline: Instant::now() + PASS_BUDGET, force, repair, dry_run: false };
+    let opts = PassOptions {
+        deadline: Instant::now() + PASS_BUDGET,
+        force,
+        repair,
+        dry_run: false,
+    };
     match engine.run(&Scope::All, opts).await {
         Ok(report) => {
-            shared.metrics.after_pass(&report, &shared.store, clock::now());
+            shared
+                .metrics
+                .after_pass(&report, &shared.store, clock::now());
             *shared.last_report.lock().unwrap_or_else(|p| p.into_inner()) = Some(report.clone());
             Some(report)
         }

@@ -14,9 +14,13 @@ impl Netban {
     pub fn new(extra: &str) -> Netban {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("netban.toml");
-        let text = format!("state_dir = \"{}\"\n{extra}", dir.path().join("state").display());
+        let text = format!(
+            "state_dir = \"{}\"\n{extra}",
+            dir.path().join("state").display()
+        );
         std::fs::write(&config, text).expect("write config");
-        std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+        std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod");
         Netban { dir, config }
     }
 
@@ -30,7 +34,8 @@ impl Netban {
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_netban"));
-        c.env("NETBAN_CONFIG", &self.config).env_remove("NOTIFY_SOCKET");
+        c.env("NETBAN_CONFIG", &self.config)
+            .env_remove("NOTIFY_SOCKET");
         c
     }
 
@@ -62,7 +67,11 @@ impl Netban {
     pub fn targets(&self) -> Vec<String> {
         self.list()
             .as_array()
-            .map(|a| a.iter().filter_map(|e| e["target"].as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["target"].as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
