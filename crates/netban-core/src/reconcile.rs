@@ -310,6 +310,7 @@ impl Engine {
         };
         let steps = plan.steps;
         let batch = sink.max_batch().max(1);
+        let mut recovered = false;
         for (i, chunk) in steps.chunks(batch).enumerate() {
             if Instant::now() >= opts.deadline {
                 report.not_attempted = steps.len() - i * batch;
@@ -351,9 +352,34 @@ impl Engine {
                 };
             self.observer
                 .batch(name, changes.len(), started.elapsed().as_secs_f64());
+            let unavailable = outcomes
+                .iter()
+                .all(|o| matches!(o, Err(e) if e.retry == Retry::Soon));
+            let any_ok = outcomes.iter().any(Result::is_ok);
             for (change, outcome) in changes.iter().zip(outcomes) {
                 self.observer.outcome(name, change.verb(), outcome.is_ok());
                 self.record(name, change, outcome, &mut report)?;
+            }
+            // The sink answers again: work that failed earlier need not wait out its backoff.
+            if any_ok && !recovered {
+                recovered = true;
+                let n = self.store.make_due(name, clock::now())?;
+                if n > 0 {
+                    tracing::info!(
+                        "{name}: the sink answers again; retrying {n} failed changes now"
+                    );
+                }
+            }
+            // The whole batch failed transiently (connection refused, timeouts, 5xx): the
+            // sink is unavailable. Stop here instead of hammering it; the rest waits for the
+            // next try.
+            let left = steps.len().saturating_sub((i + 1) * batch);
+            if unavailable && left > 0 {
+                report.deferred += left;
+                tracing::info!(
+                    "{name}: the sink is unavailable; {left} more changes wait for the next try"
+                );
+                break;
             }
         }
         Ok(report)
@@ -577,5 +603,177 @@ fn to_change(step: &Step, sink: &dyn Sink, now: i64) -> Change {
             remote_id: remote_id.clone(),
             lease: lease.clone(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, GuardConfig};
+    use crate::lease::{Origin, Until};
+    use crate::sink::{Applied, Outcome};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A sink double that records calls and fails while `down` is set.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Mutex<Vec<String>>,
+        down: AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl Sink for Recorder {
+        fn name(&self) -> &str {
+            "rec"
+        }
+        fn max_batch(&self) -> usize {
+            2
+        }
+        async fn apply(&self, changes: &[Change], _deadline: Instant) -> Vec<Outcome> {
+            let down = self.down.load(Ordering::SeqCst);
+            let mut calls = self.calls.lock().unwrap();
+            changes
+                .iter()
+                .map(|c| {
+                    calls.push(format!("{} {}", c.verb(), c.target()));
+                    if down {
+                        Err(SinkError::soon("connection refused"))
+                    } else {
+                        Ok(Applied {
+                            remote_id: Some(c.target().to_string()),
+                            ..Applied::default()
+                        })
+                    }
+                })
+                .collect()
+        }
+        async fn check(&self, _deadline: Instant) -> Result<String, SinkError> {
+            Ok(String::new())
+        }
+    }
+
+    struct Fixed(Arc<Recorder>);
+    impl SinkFactory for Fixed {
+        fn build(&self, _c: &SinkConfig) -> Result<Arc<dyn Sink>, String> {
+            Ok(self.0.clone())
+        }
+    }
+
+    fn engine(dir: &std::path::Path) -> (Engine, Arc<Recorder>, Arc<Store>) {
+        let cfg = Config::parse(
+            "[[sink]]\nname=\"rec\"\ntype=\"exec\"\nban=[\"/bin/true\"]\n",
+            std::path::Path::new("t"),
+        )
+        .unwrap();
+        let store = Arc::new(Store::open(dir).unwrap());
+        let guard = Guard::new(&GuardConfig {
+            protect_own_addresses: false,
+            ..GuardConfig::default()
+        })
+        .unwrap();
+        let rec = Arc::new(Recorder::default());
+        let e = Engine::new(
+            store.clone(),
+            guard,
+            &cfg.sinks,
+            Box::new(Fixed(rec.clone())),
+            ReconcileConfig::default(),
+        );
+        (e, rec, store)
+    }
+
+    fn ban(store: &Store, ip: &str, jail: &str) {
+        let l = Lease {
+            target: Target::parse(ip).unwrap(),
+            jail: jail.into(),
+            origin: Origin::Local,
+            until: Until::Never,
+            bantime: -1,
+            since: 0,
+        };
+        store.upsert_lease(&l, 0).unwrap();
+    }
+
+    fn opts() -> PassOptions {
+        PassOptions {
+            deadline: Instant::now() + Duration::from_secs(5),
+            force: false,
+            repair: false,
+            dry_run: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn reconcile_twice_changes_nothing_the_second_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (e, rec, store) = engine(dir.path());
+        ban(&store, "192.0.2.1", "sshd");
+        ban(&store, "192.0.2.1", "postfix");
+        ban(&store, "192.0.2.2", "sshd");
+        assert_eq!(e.run(&Scope::All, opts()).await.unwrap().changes(), 2);
+        assert_eq!(e.run(&Scope::All, opts()).await.unwrap().changes(), 0);
+        // One jail's unban keeps the target; the last one removes it.
+        store
+            .remove_lease(&Target::parse("192.0.2.1").unwrap(), "sshd", &Origin::Local)
+            .unwrap();
+        assert_eq!(e.run(&Scope::All, opts()).await.unwrap().changes(), 0);
+        store
+            .remove_lease(
+                &Target::parse("192.0.2.1").unwrap(),
+                "postfix",
+                &Origin::Local,
+            )
+            .unwrap();
+        let r = e.run(&Scope::All, opts()).await.unwrap();
+        assert_eq!(r.sinks[0].removed, 1);
+        assert_eq!(
+            rec.calls.lock().unwrap().as_slice(),
+            [
+                "add 192.0.2.1/32",
+                "add 192.0.2.2/32",
+                "remove 192.0.2.1/32"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_sink_is_not_hammered_and_recovers_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (e, rec, store) = engine(dir.path());
+        for i in 1..=7 {
+            ban(&store, &format!("192.0.2.{i}"), "sshd");
+        }
+        rec.down.store(true, Ordering::SeqCst);
+        let r = e.run(&Scope::All, opts()).await.unwrap();
+        // The first batch of two failed; the other five were not tried.
+        assert_eq!((r.sinks[0].failed, r.sinks[0].deferred), (2, 5));
+        assert_eq!(rec.calls.lock().unwrap().len(), 2);
+        rec.down.store(false, Ordering::SeqCst);
+        // The five never tried are due; the two failed ones wait for their backoff until a
+        // success shows the sink is back, which makes them due at once.
+        let r = e.run(&Scope::All, opts()).await.unwrap();
+        assert_eq!(r.sinks[0].added, 5);
+        let r = e.run(&Scope::All, opts()).await.unwrap();
+        assert_eq!(r.sinks[0].added, 2);
+        assert!(e.run(&Scope::All, opts()).await.unwrap().converged());
+    }
+
+    #[tokio::test]
+    async fn dry_run_applies_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (e, rec, store) = engine(dir.path());
+        ban(&store, "192.0.2.1", "sshd");
+        let r = e
+            .run(
+                &Scope::All,
+                PassOptions {
+                    dry_run: true,
+                    ..opts()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.sinks[0].not_attempted, 1);
+        assert!(rec.calls.lock().unwrap().is_empty());
     }
 }

@@ -392,6 +392,14 @@ impl Store {
         Ok(attempts)
     }
 
+    /// Makes a sink's failed work due at once (the sink answers again); returns how many.
+    pub fn make_due(&self, sink: &str, now: i64) -> Result<usize, StoreError> {
+        Ok(self.conn().execute(
+            "UPDATE sink_records SET next_try = ?2 WHERE sink = ?1 AND attempts > 0 AND next_try > ?2",
+            params![sink, now],
+        )?)
+    }
+
     /// Forgets a record (after a confirmed removal, or when the remote side lost it).
     pub fn forget(&self, sink: &str, target: &Target) -> Result<(), StoreError> {
         self.conn().execute(

@@ -21,6 +21,8 @@ use super::{Shared, SyncRequest};
 const PASS_BUDGET: Duration = Duration::from_secs(60);
 /// The longest the loop sleeps.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// Passes run back to back at most this many times before the loop sleeps again.
+const MAX_IMMEDIATE: u32 = 20;
 /// Pokes arriving within this window are served by one pass.
 const DEBOUNCE: Duration = Duration::from_millis(5);
 
@@ -31,6 +33,7 @@ pub async fn run(
 ) {
     let mut last_repair: Option<Instant> = None;
     let mut waiting_syncs: Vec<SyncRequest> = Vec::new();
+    let mut immediate = 0;
     loop {
         shared.beat();
         while let Ok(req) = sync_rx.try_recv() {
@@ -42,9 +45,14 @@ pub async fn run(
         if repair && result.is_some() {
             last_repair = Some(Instant::now());
         }
-        let busy = result
+        // Run again at once while passes make progress (work freed by a recovering sink,
+        // what the pass budget left): bounded, so a sink that keeps asking for the same
+        // change cannot spin the loop.
+        let progress = result
             .as_ref()
-            .is_some_and(|r| r.sinks.iter().any(|s| s.not_attempted > 0));
+            .is_some_and(|r| r.changes() > 0 || r.sinks.iter().any(|s| s.not_attempted > 0));
+        immediate = if progress { immediate + 1 } else { 0 };
+        let busy = progress && immediate <= MAX_IMMEDIATE;
         for req in waiting_syncs.drain(..) {
             let _ = req.reply.send(sync_answer(&shared, result.as_ref()));
         }
