@@ -11,7 +11,9 @@
 //!
 //! Which rules are netban's is decided by [`crate::mark`].
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -47,7 +49,13 @@ pub struct ExafsSink {
     client: Client,
     /// The community's name (rules list it by name, not id), looked up once.
     community_name: OnceCell<String>,
+    /// Expiry of rules on our community that netban did not make, by target, and when it
+    /// was listed: a new ban never shortens them (ExaFS would overwrite their expiry).
+    foreign: tokio::sync::Mutex<Option<(Instant, Arc<HashMap<Target, i64>>)>>,
 }
+
+/// How long a listing of foreign rules is trusted before a new ban lists again.
+const FOREIGN_TTL: Duration = Duration::from_secs(60);
 
 impl ExafsSink {
     /// Builds the sink from its config; reads `api_key_file` and `ca_file`, no network I/O.
@@ -89,6 +97,7 @@ impl ExafsSink {
             concurrency: config.concurrency.max(1),
             client,
             community_name: OnceCell::new(),
+            foreign: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -111,6 +120,7 @@ impl ExafsSink {
         target: &Target,
         expires: Option<i64>,
         lease: &LeaseInfo,
+        floor: Option<i64>,
         deadline: Instant,
     ) -> Outcome {
         let expires = expires.unwrap_or_else(|| {
@@ -120,6 +130,8 @@ impl ExafsSink {
                 self.permanent_expiry,
             )
         });
+        // Somebody else's rule for this target ends later: keep their expiry.
+        let expires = floor.map_or(expires, |f| expires.max(f));
         let rule = NewRule::new(
             target,
             self.community,
@@ -154,6 +166,17 @@ impl ExafsSink {
             stored.id,
             reply.message()
         );
+        if !self.owns(&stored, target, lease) {
+            // ExaFS matched a rule somebody else made (an operator, another host on the same
+            // community) and overwrote its expiry with ours. It cannot be undone from here;
+            // say so, and never delete that rule (see `remove`).
+            tracing::warn!(
+                "{}: {target} already had rule {} ({:?}) that netban did not make; ExaFS set its expiry to netban's, and netban will leave the rule in place when its ban ends",
+                self.name,
+                stored.id,
+                stored.comment.as_deref().unwrap_or("")
+            );
+        }
         Ok(Applied {
             remote_id: Some(stored.id.to_string()),
             expires: Some(stored.expires.unwrap_or(expires)),
@@ -185,6 +208,9 @@ impl ExafsSink {
                     Some(rule)
                         if rule.is_exactly(target, &self.community_name(deadline).await?) =>
                     {
+                        if !self.owns(&rule, target, lease) {
+                            return Ok(self.leave_foreign(&rule, target));
+                        }
                         return self.delete(rule.id, deadline).await;
                     }
                     Some(rule) => tracing::info!(
@@ -205,18 +231,28 @@ impl ExafsSink {
         let Some(rule) = rules.iter().find(|r| r.is_exactly(target, &community)) else {
             return Ok(Applied::default());
         };
-        let ours = self.is_marked(rule.comment.as_deref())
-            || rule.comment.as_deref()
-                == Some(exafs_text(&self.comment_for(target, lease)).as_str());
-        if !ours {
-            tracing::info!(
-                "{}: leaving rule {} for {target} in place: its comment does not carry netban's mark, so netban did not create it",
-                self.name,
-                rule.id
-            );
-            return Ok(Applied::default());
+        if !self.owns(rule, target, lease) {
+            return Ok(self.leave_foreign(rule, target));
         }
         self.delete(rule.id, deadline).await
+    }
+
+    /// True when `rule` carries this host's mark or the exact comment netban sent for it.
+    /// ExaFS matches a POST to an existing rule whoever made it, so a rule netban "added" may
+    /// be an operator's or another host's: only ours is ever deleted.
+    fn owns(&self, rule: &Rule, target: &Target, lease: &LeaseInfo) -> bool {
+        self.is_marked(rule.comment.as_deref())
+            || rule.comment.as_deref()
+                == Some(exafs_text(&self.comment_for(target, lease)).as_str())
+    }
+
+    fn leave_foreign(&self, rule: &Rule, target: &Target) -> Applied {
+        tracing::info!(
+            "{}: leaving rule {} for {target} in place: its comment does not carry netban's mark, so netban did not create it",
+            self.name,
+            rule.id
+        );
+        Applied::default()
     }
 
     async fn delete(&self, id: i64, deadline: Instant) -> Outcome {
@@ -275,7 +311,46 @@ impl ExafsSink {
         }
     }
 
-    async fn apply_one(&self, change: &Change, listing: &Listing, deadline: Instant) -> Outcome {
+    /// Expiries of the rules on our community that netban did not make, listed at most once
+    /// a minute; `None` when the listing fails (the ban goes ahead: durability first).
+    async fn foreign_expiries(&self, deadline: Instant) -> Option<Arc<HashMap<Target, i64>>> {
+        let mut cached = self.foreign.lock().await;
+        if let Some((at, map)) = cached.as_ref()
+            && at.elapsed() < FOREIGN_TTL
+        {
+            return Some(map.clone());
+        }
+        match self.list(deadline).await {
+            Ok((community, rules)) => {
+                let map = Arc::new(self.foreign_map(&community, &rules));
+                *cached = Some((Instant::now(), map.clone()));
+                Some(map)
+            }
+            Err(e) => {
+                tracing::debug!("{}: cannot list rules before adding: {e}", self.name);
+                None
+            }
+        }
+    }
+
+    fn foreign_map(&self, community: &str, rules: &[Rule]) -> HashMap<Target, i64> {
+        rules
+            .iter()
+            .filter(|r| !self.is_marked(r.comment.as_deref()))
+            .filter_map(|r| {
+                let t = r.target?;
+                (r.is_exactly(&t, community)).then_some((t, r.expires?))
+            })
+            .collect()
+    }
+
+    async fn apply_one(
+        &self,
+        change: &Change,
+        listing: &Listing,
+        foreign: Option<&HashMap<Target, i64>>,
+        deadline: Instant,
+    ) -> Outcome {
         if deadline.saturating_duration_since(Instant::now()) < Duration::from_millis(20) {
             return Err(SinkError::soon(format!(
                 "{}: deadline reached before {} {} was sent; it stays pending",
@@ -289,8 +364,15 @@ impl ExafsSink {
                 target,
                 expires,
                 lease,
-                ..
-            } => self.add(target, *expires, lease, deadline).await,
+                remote_id,
+            } => {
+                // Only a first add can meet a rule netban did not make.
+                let floor = match remote_id {
+                    None => foreign.and_then(|f| f.get(target).copied()),
+                    Some(_) => None,
+                };
+                self.add(target, *expires, lease, floor, deadline).await
+            }
             Change::Remove {
                 target,
                 remote_id,
@@ -334,11 +416,25 @@ impl Sink for ExafsSink {
             return changes.iter().map(|_| Err(err.clone())).collect();
         }
         let listing = Listing::new();
+        let new_targets = changes.iter().any(|c| {
+            matches!(
+                c,
+                Change::Add {
+                    remote_id: None,
+                    ..
+                }
+            )
+        });
+        let foreign = if new_targets {
+            self.foreign_expiries(deadline).await
+        } else {
+            None
+        };
         // Collected first: a lazy `map` inside the stream trips the compiler's higher-ranked
         // lifetime check under async_trait.
         let calls: Vec<_> = changes
             .iter()
-            .map(|c| self.apply_one(c, &listing, deadline))
+            .map(|c| self.apply_one(c, &listing, foreign.as_deref(), deadline))
             .collect();
         futures::stream::iter(calls)
             .buffered(self.concurrency)
@@ -348,6 +444,8 @@ impl Sink for ExafsSink {
 
     async fn held(&self, deadline: Instant) -> Result<Option<Vec<HeldEntry>>, SinkError> {
         let (community, rules) = self.list(deadline).await?;
+        let map = Arc::new(self.foreign_map(&community, &rules));
+        *self.foreign.lock().await = Some((Instant::now(), map));
         Ok(Some(held_entries(&rules, &community, |c| {
             self.is_marked(c)
         })))

@@ -9,7 +9,7 @@
 //! ([`Fail2ban::log_failures`]) or drive it with `fail2ban-client`, exactly as in production.
 //!
 //! Every jail also gets a second action after the test's own, the *probe*: it appends one line
-//! per `start`/`ban`/`unban`/`flush`/`stop` to a file. fail2ban runs a jail's actions in order,
+//! per `start`/`ban`/`prolong`/`unban`/`flush`/`stop` to a file. fail2ban runs a jail's actions in order,
 //! one command at a time, so when the probe has seen a ticket, the action under test has
 //! finished with it. That is how [`Fail2ban::wait_action`] and [`Fail2ban::restart`] know when
 //! fail2ban is done, without sleeping and without a debug log.
@@ -50,6 +50,7 @@ actionstop = /bin/sh -c 'printf "%%s\n" "$*" >> "$0"' "<out>" stop "<name>"
 actioncheck =
 actionban = /bin/sh -c 'printf "%%s\n" "$*" >> "$0"' "<out>" ban "<name>" "<ip>" "<restored>" "<time>" "<bantime>"
 actionunban = /bin/sh -c 'printf "%%s\n" "$*" >> "$0"' "<out>" unban "<name>" "<ip>" "<restored>" "<time>" "<bantime>"
+actionprolong = /bin/sh -c 'printf "%%s\n" "$*" >> "$0"' "<out>" prolong "<name>" "<ip>" "<restored>" "<time>" "<bantime>"
 actionflush = /bin/sh -c 'printf "%%s\n" "$*" >> "$0"' "<out>" flush "<name>"
 
 [Init]
@@ -239,12 +240,12 @@ impl Options {
 /// What the probe action saw fail2ban do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionEvent {
-    /// `start`, `ban`, `unban`, `flush` or `stop`.
+    /// `start`, `ban`, `prolong` (`bantime.increment`), `unban`, `flush` or `stop`.
     pub kind: String,
     pub jail: String,
-    /// The `<ip>` tag (ban/unban only).
+    /// The `<ip>` tag (ban/prolong/unban only).
     pub ip: Option<String>,
-    /// The `<restored>` tag: `0` or `1` (ban/unban only).
+    /// The `<restored>` tag: `0` or `1` (ban/prolong/unban only).
     pub restored: Option<String>,
     /// The `<time>` tag verbatim (e.g. `1795303972.0`, or an integer for restored bans).
     pub time: Option<String>,
@@ -290,6 +291,8 @@ pub struct Fail2ban {
     dir: tempfile::TempDir,
     jails: Vec<Jail>,
     server: Option<Child>,
+    server_bin: PathBuf,
+    client_bin: PathBuf,
     /// Makes every failure line's `sshd[PID]` unique: the sshd filter groups lines by it.
     pid_counter: AtomicU32,
 }
@@ -300,9 +303,8 @@ impl Fail2ban {
     pub fn start(opts: Options) -> anyhow::Result<Fail2ban> {
         let server_bin = find_program("fail2ban-server")
             .unwrap_or_else(|| panic!("{INSTALL_HINT}: fail2ban-server not found"));
-        if find_program("fail2ban-client").is_none() {
-            panic!("{INSTALL_HINT}: fail2ban-client not found");
-        }
+        let client_bin = find_program("fail2ban-client")
+            .unwrap_or_else(|| panic!("{INSTALL_HINT}: fail2ban-client not found"));
         if opts.jails.is_empty() {
             bail!("fail2ban harness: Options has no jail; add one with .jail(...)");
         }
@@ -310,16 +312,17 @@ impl Fail2ban {
             .prefix("f2b-")
             .tempdir()
             .context("creating fail2ban's temp dir")?;
-        let f2b = Fail2ban {
+        let mut f2b = Fail2ban {
             dir,
             jails: opts.jails.clone(),
             server: None,
+            server_bin,
+            client_bin,
             pid_counter: AtomicU32::new(1000),
         };
         f2b.write_config(&opts)?;
         f2b.test_config()?;
-        let mut f2b = f2b;
-        f2b.spawn(&server_bin)?;
+        f2b.spawn()?;
         Ok(f2b)
     }
 
@@ -383,7 +386,7 @@ impl Fail2ban {
 
     /// Runs `fail2ban-client -c DIR -s SOCKET ARGS`.
     pub fn client(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new("fail2ban-client");
+        let mut cmd = Command::new(&self.client_bin);
         cmd.arg("-c")
             .arg(self.config_dir())
             .arg("-s")
@@ -555,9 +558,7 @@ impl Fail2ban {
         let events = self.events();
         self.stop()?;
         let mark = self.events().len();
-        let server_bin = find_program("fail2ban-server")
-            .unwrap_or_else(|| panic!("{INSTALL_HINT}: fail2ban-server not found"));
-        self.spawn(&server_bin)?;
+        self.spawn()?;
         let now = unix_now() + 1.0;
         let mut expect: BTreeSet<(String, String)> = BTreeSet::new();
         for (jail, ip) in before {
@@ -687,7 +688,7 @@ impl Fail2ban {
 
     /// `fail2ban-client -c DIR -t`: a config error is reported before any server runs.
     fn test_config(&self) -> anyhow::Result<()> {
-        let out = Command::new("fail2ban-client")
+        let out = Command::new(&self.client_bin)
             .arg("-c")
             .arg(self.config_dir())
             .arg("-t")
@@ -704,13 +705,13 @@ impl Fail2ban {
         Ok(())
     }
 
-    fn spawn(&mut self, server_bin: &Path) -> anyhow::Result<()> {
+    fn spawn(&mut self) -> anyhow::Result<()> {
         let out_path = self.dir().join("run/server.out");
         let out = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&out_path)?;
-        let child = Command::new(server_bin)
+        let child = Command::new(&self.server_bin)
             .arg("-c")
             .arg(self.config_dir())
             .args(["-f", "-x"])
@@ -724,7 +725,7 @@ impl Fail2ban {
             .env("TZ", "UTC")
             .process_group(0)
             .spawn()
-            .with_context(|| format!("starting {}", server_bin.display()))?;
+            .with_context(|| format!("starting {}", self.server_bin.display()))?;
         self.server = Some(child);
         self.wait_ready()
     }
@@ -735,14 +736,12 @@ impl Fail2ban {
         let mut pending: Vec<String> = self.jails.iter().map(|j| j.name.clone()).collect();
         let mut pong = false;
         loop {
-            if let Some(child) = self.server.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.server = None;
-                    bail!(
-                        "fail2ban-server exited during start ({status})\n{}",
-                        self.log_tail(40)
-                    );
-                }
+            if let Some(Ok(Some(status))) = self.server.as_mut().map(Child::try_wait) {
+                self.server = None;
+                bail!(
+                    "fail2ban-server exited during start ({status})\n{}",
+                    self.log_tail(40)
+                );
             }
             if !pong {
                 let out = self.client(&["ping"]);
@@ -812,10 +811,10 @@ fn copy_filter(name: &str, to: &Path) -> anyhow::Result<()> {
         fs::write(to.join(&name), &text).with_context(|| format!("copying {}", src.display()))?;
         for line in text.lines() {
             let line = line.trim();
-            if let Some((key, value)) = line.split_once('=') {
-                if matches!(key.trim(), "before" | "after") {
-                    todo.extend(value.split_whitespace().map(str::to_string));
-                }
+            if let Some((key, value)) = line.split_once('=')
+                && matches!(key.trim(), "before" | "after")
+            {
+                todo.extend(value.split_whitespace().map(str::to_string));
             }
         }
     }
