@@ -114,7 +114,11 @@ impl Store {
             source,
         })?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // WAL is persistent: set it once, not on every start (`netban ban` runs per ban).
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let store = Store {
             conn: Mutex::new(conn),
@@ -137,6 +141,11 @@ impl Store {
     fn migrate(&self) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let known = MIGRATIONS.len() as i64;
+        // The common case, an up-to-date schema, needs no write lock.
+        let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if current == known {
+            return Ok(());
+        }
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > known {
@@ -158,8 +167,28 @@ impl Store {
     /// failed sink work due again at once. Returns the previous `until` if the lease existed.
     pub fn upsert_lease(&self, lease: &Lease, now: i64) -> Result<Option<Until>, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let target = lease.target.to_string();
+        // A restored ban (fail2ban restart) usually finds its lease exactly as it was: answer
+        // from a read, without taking the write lock.
+        let same: Option<Option<i64>> = conn
+            .query_row(
+                "SELECT until FROM leases WHERE target = ?1 AND jail = ?2 AND origin = ?3
+                   AND until IS ?4 AND bantime = ?5 AND since = ?6",
+                params![
+                    target,
+                    lease.jail,
+                    lease.origin.as_str(),
+                    lease.until.to_db(),
+                    lease.bantime,
+                    lease.since
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(until) = same {
+            return Ok(Some(Until::from_db(until)));
+        }
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let prev: Option<Option<i64>> = tx
             .query_row(
                 "SELECT until FROM leases WHERE target = ?1 AND jail = ?2 AND origin = ?3",
