@@ -82,6 +82,8 @@ pub enum Step {
         target: Target,
         remote_id: Option<String>,
         lease: LeaseInfo,
+        /// An extra copy of an entry that stays (the record is kept).
+        duplicate: bool,
     },
 }
 
@@ -163,6 +165,7 @@ pub fn plan_sink(
                 target: r.target,
                 remote_id,
                 lease: r.lease.clone(),
+                duplicate: false,
             },
             Some(r),
         );

@@ -356,8 +356,26 @@ impl Engine {
                 .iter()
                 .all(|o| matches!(o, Err(e) if e.retry == Retry::Soon));
             let any_ok = outcomes.iter().any(Result::is_ok);
-            for (change, outcome) in changes.iter().zip(outcomes) {
+            for ((step, change), outcome) in chunk.iter().zip(&changes).zip(outcomes) {
                 self.observer.outcome(name, change.verb(), outcome.is_ok());
+                if matches!(
+                    step,
+                    Step::Remove {
+                        duplicate: true,
+                        ..
+                    }
+                ) {
+                    // The target's own entry stays; its record is not touched.
+                    match outcome {
+                        Ok(_) => report.repaired += 1,
+                        Err(e) => tracing::warn!(
+                            "{name}: removing a duplicate of {} failed (the next full check tries again): {}",
+                            change.target(),
+                            e.message
+                        ),
+                    }
+                    continue;
+                }
                 self.record(name, change, outcome, &mut report)?;
             }
             // The sink answers again: work that failed earlier need not wait out its backoff.
@@ -404,9 +422,41 @@ impl Engine {
         let now = clock::now();
         let mut repaired = 0;
         let mut removals = Vec::new();
-        let remote: HashMap<Target, &crate::sink::HeldEntry> =
-            held.iter().map(|h| (h.target, h)).collect();
         let known: HashMap<Target, &SinkRecord> = records.iter().map(|r| (r.target, r)).collect();
+        // One entry stands for each target: the one the record names, else the first listed.
+        // Further entries with netban's mark are duplicates (two adds raced on the remote
+        // side, e.g. a killed process's request still running): remove them by id.
+        let mut grouped: HashMap<Target, Vec<&crate::sink::HeldEntry>> = HashMap::new();
+        for h in &held {
+            grouped.entry(h.target).or_default().push(h);
+        }
+        let mut remote: HashMap<Target, &crate::sink::HeldEntry> = HashMap::new();
+        for (target, entries) in grouped {
+            let recorded = known.get(&target).and_then(|r| r.remote_id.as_ref());
+            let keep = entries
+                .iter()
+                .position(|e| e.remote_id.is_some() && e.remote_id.as_ref() == recorded)
+                .unwrap_or(0);
+            for (i, extra) in entries.iter().enumerate() {
+                if i == keep || !extra.marked {
+                    continue;
+                }
+                tracing::warn!(
+                    "{name}: {target} is on the sink twice ({} and {}); removing the duplicate",
+                    entries[keep].remote_id.as_deref().unwrap_or("?"),
+                    extra.remote_id.as_deref().unwrap_or("?")
+                );
+                removals.push(Step::Remove {
+                    target,
+                    remote_id: extra.remote_id.clone(),
+                    lease: known
+                        .get(&target)
+                        .map_or_else(unknown_lease, |r| r.lease.clone()),
+                    duplicate: true,
+                });
+            }
+            remote.insert(target, entries[keep]);
+        }
         for rec in records.iter().filter(|r| r.state == RecordState::Held) {
             match remote.get(&rec.target) {
                 None => {
@@ -437,7 +487,7 @@ impl Engine {
                 Some(_) => {}
             }
         }
-        for h in held.iter().filter(|h| h.marked) {
+        for h in remote.values().filter(|h| h.marked) {
             if known
                 .get(&h.target)
                 .is_some_and(|r| r.state == RecordState::Held)
@@ -471,12 +521,8 @@ impl Engine {
                     removals.push(Step::Remove {
                         target: h.target,
                         remote_id: h.remote_id.clone(),
-                        lease: crate::sink::LeaseInfo {
-                            jail: "unknown".into(),
-                            origin: "local".into(),
-                            bantime: 0,
-                            until: None,
-                        },
+                        lease: unknown_lease(),
+                        duplicate: false,
                     });
                 }
                 // An `adding` record not desired: the plan already removes it by lookup.
@@ -586,6 +632,16 @@ impl Engine {
     }
 }
 
+/// The lease shown for an entry netban finds on a sink without knowing why it is there.
+fn unknown_lease() -> crate::sink::LeaseInfo {
+    crate::sink::LeaseInfo {
+        jail: "unknown".into(),
+        origin: "local".into(),
+        bantime: 0,
+        until: None,
+    }
+}
+
 fn to_change(step: &Step, sink: &dyn Sink, now: i64) -> Change {
     match step {
         Step::Add { desired, remote_id } => Change::Add {
@@ -598,6 +654,7 @@ fn to_change(step: &Step, sink: &dyn Sink, now: i64) -> Change {
             target,
             remote_id,
             lease,
+            ..
         } => Change::Remove {
             target: *target,
             remote_id: remote_id.clone(),
@@ -619,6 +676,7 @@ mod tests {
     struct Recorder {
         calls: Mutex<Vec<String>>,
         down: AtomicBool,
+        listed: Mutex<Option<Vec<crate::sink::HeldEntry>>>,
     }
 
     #[async_trait::async_trait]
@@ -646,6 +704,12 @@ mod tests {
                     }
                 })
                 .collect()
+        }
+        async fn held(
+            &self,
+            _deadline: Instant,
+        ) -> Result<Option<Vec<crate::sink::HeldEntry>>, SinkError> {
+            Ok(self.listed.lock().unwrap().clone())
         }
         async fn check(&self, _deadline: Instant) -> Result<String, SinkError> {
             Ok(String::new())
@@ -775,5 +839,55 @@ mod tests {
             .unwrap();
         assert_eq!(r.sinks[0].not_attempted, 1);
         assert!(rec.calls.lock().unwrap().is_empty());
+    }
+
+    fn entry(ip: &str, id: &str, marked: bool) -> crate::sink::HeldEntry {
+        crate::sink::HeldEntry {
+            target: Target::parse(ip).unwrap(),
+            remote_id: Some(id.into()),
+            expires: None,
+            marked,
+            not_enforced: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn repair_recreates_vanished_entries_removes_orphans_and_duplicates_and_spares_foreign_ones()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let (e, rec, store) = engine(dir.path());
+        ban(&store, "192.0.2.1", "sshd");
+        ban(&store, "192.0.2.2", "sshd");
+        e.run(&Scope::All, opts()).await.unwrap();
+        rec.calls.lock().unwrap().clear();
+        // The remote side lost 192.0.2.2, holds 192.0.2.1 twice (ids "192.0.2.1/32" from our
+        // add and "99" from a race), an orphan with our mark, and a foreign entry.
+        *rec.listed.lock().unwrap() = Some(vec![
+            entry("192.0.2.1", "192.0.2.1/32", true),
+            entry("192.0.2.1", "99", true),
+            entry("198.51.100.7", "50", true),
+            entry("203.0.113.9", "60", false),
+        ]);
+        let repair = PassOptions {
+            repair: true,
+            ..opts()
+        };
+        let r = e.run(&Scope::All, repair).await.unwrap();
+        let mut calls = rec.calls.lock().unwrap().clone();
+        calls.sort();
+        assert_eq!(
+            calls,
+            [
+                "add 192.0.2.2/32",
+                "remove 192.0.2.1/32",
+                "remove 198.51.100.7/32"
+            ]
+        );
+        // The duplicate's removal kept the record of the entry that stays.
+        let kept = store
+            .records_of("rec", &[Target::parse("192.0.2.1").unwrap()])
+            .unwrap();
+        assert_eq!(kept[0].remote_id.as_deref(), Some("192.0.2.1/32"));
+        assert!(r.sinks[0].repaired >= 2, "{r:?}");
     }
 }

@@ -51,8 +51,11 @@ pub struct ExafsSink {
     community_name: OnceCell<String>,
     /// Expiry of rules on our community that netban did not make, by target, and when it
     /// was listed: a new ban never shortens them (ExaFS would overwrite their expiry).
-    foreign: tokio::sync::Mutex<Option<(Instant, Arc<HashMap<Target, i64>>)>>,
+    foreign: tokio::sync::Mutex<Option<(Instant, ForeignRules)>>,
 }
+
+/// The expiry of each rule on our community that netban did not make, by target.
+type ForeignRules = Arc<HashMap<Target, i64>>;
 
 /// How long a listing of foreign rules is trusted before a new ban lists again.
 const FOREIGN_TTL: Duration = Duration::from_secs(60);
@@ -313,7 +316,7 @@ impl ExafsSink {
 
     /// Expiries of the rules on our community that netban did not make, listed at most once
     /// a minute; `None` when the listing fails (the ban goes ahead: durability first).
-    async fn foreign_expiries(&self, deadline: Instant) -> Option<Arc<HashMap<Target, i64>>> {
+    async fn foreign_expiries(&self, deadline: Instant) -> Option<ForeignRules> {
         let mut cached = self.foreign.lock().await;
         if let Some((at, map)) = cached.as_ref()
             && at.elapsed() < FOREIGN_TTL
@@ -512,7 +515,11 @@ fn held_entries(
     community: &str,
     marked: impl Fn(Option<&str>) -> bool,
 ) -> Vec<HeldEntry> {
-    let mut out: Vec<(bool, HeldEntry)> = Vec::new();
+    // Per target: the entry that stands for it (an exact rule preferred), then any further
+    // exact rules carrying our mark. ExaFS checks for an existing rule and inserts without a
+    // lock, so two POSTs racing (a killed process's request still running in ExaFS and its
+    // successor's) can make two; the engine removes the extra ones.
+    let mut out: Vec<(bool, HeldEntry, Vec<HeldEntry>)> = Vec::new();
     for rule in rules.iter().filter(|r| r.community == community) {
         let Some(target) = rule.target else { continue };
         let exact = rule.is_exactly(&target, community);
@@ -523,13 +530,19 @@ fn held_entries(
             marked: marked(rule.comment.as_deref()),
             not_enforced: rule.not_enforced(),
         };
-        match out.iter_mut().find(|(_, e)| e.target == target) {
-            Some(slot) if exact && !slot.0 => *slot = (exact, entry),
+        match out.iter_mut().find(|(_, e, _)| e.target == target) {
+            Some(slot) if exact && !slot.0 => {
+                slot.1 = entry;
+                slot.0 = true;
+            }
+            Some(slot) if exact && entry.marked => slot.2.push(entry),
             Some(_) => {}
-            None => out.push((exact, entry)),
+            None => out.push((exact, entry, Vec::new())),
         }
     }
-    out.into_iter().map(|(_, e)| e).collect()
+    out.into_iter()
+        .flat_map(|(_, e, extra)| std::iter::once(e).chain(extra))
+        .collect()
 }
 
 /// The API key from `api_key`, or the first non-empty line of `api_key_file`, trimmed.

@@ -89,13 +89,13 @@ fn load_config(explicit: Option<&Path>) -> CliResult<(Config, PathBuf)> {
     let mut config =
         Config::parse(EMBEDDED_DEFAULT, Path::new("<embedded default>")).map_err(to_cli)?;
     // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        if let Some(home) = std::env::var_os("HOME") {
-            let base = std::env::var_os("XDG_STATE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(home).join(".local/state"));
-            config.state_dir = base.join("netban");
-        }
+    if unsafe { libc::geteuid() } != 0
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(home).join(".local/state"));
+        config.state_dir = base.join("netban");
     }
     Ok((config, PathBuf::from("<embedded default>")))
 }

@@ -12,10 +12,11 @@ use crate::ops::{self, BanInput, BanOutcome, BanRequest};
 
 /// Validates the arguments (before the config is even read: bad input is exit 2).
 pub fn parse(a: &BanArgs) -> CliResult<BanRequest> {
-    if let Some(f) = a.failures.as_deref() {
-        if !f.is_empty() && f.parse::<u64>().is_err() {
-            tracing::debug!("ignoring --failures {f:?}: not a number");
-        }
+    if let Some(f) = a.failures.as_deref()
+        && !f.is_empty()
+        && f.parse::<u64>().is_err()
+    {
+        tracing::debug!("ignoring --failures {f:?}: not a number");
     }
     BanRequest::parse(&BanInput {
         ip: a.ip.clone(),

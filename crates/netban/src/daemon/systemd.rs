@@ -17,9 +17,9 @@ pub fn notify(state: &str) {
     } else {
         SocketAddr::from_pathname(std::path::Path::new(&path))
     };
-    if let Ok(addr) = addr {
-        if let Err(e) = sock.send_to_addr(state.as_bytes(), &addr) {
-            tracing::debug!("sd_notify {state}: {e}");
-        }
+    if let Ok(addr) = addr
+        && let Err(e) = sock.send_to_addr(state.as_bytes(), &addr)
+    {
+        tracing::debug!("sd_notify {state}: {e}");
     }
 }

@@ -4,7 +4,7 @@
 //! lease's end) and at least every 30 s (renewals); every `resync_interval` the pass also
 //! lists what each sink holds and repairs drift. Passes take the reconcile lock, so a
 //! `netban sync` run by hand never races the daemon. On shutdown the loop finishes the pass
-//! in flight (every outcome is recorded as it arrives) and stops.
+//! in flight (outcomes are recorded batch by batch, each in its own transaction) and stops.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
