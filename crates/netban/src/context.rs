@@ -71,6 +71,14 @@ impl Context {
     }
 }
 
+/// A single-threaded runtime for a command's network work (`ban` inline, `sync`, `check`).
+pub fn runtime() -> CliResult<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))
+}
+
 fn load_config(explicit: Option<&Path>) -> CliResult<(Config, PathBuf)> {
     let to_cli = |e: netban_core::config::ConfigError| CliError::Config(e.to_string());
     if let Some(path) = explicit {

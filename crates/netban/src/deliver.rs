@@ -55,10 +55,7 @@ fn inline(ctx: &mut Context, scope: Scope, deadline: Instant) -> CliResult {
         repair: false,
         dry_run: ctx.dry_run,
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
+    let rt = crate::context::runtime()?;
     rt.block_on(async {
         let report = engine.run(&scope, opts).await?;
         if !report.converged() {

@@ -27,10 +27,7 @@ pub fn run(ctx: &mut Context) -> CliResult {
         store.lease_count()?
     ));
     let factory = crate::sinks::Factory::new(&ctx.config);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
+    let rt = crate::context::runtime()?;
     let mut results = Vec::new();
     for sink_cfg in &ctx.config.sinks {
         let deadline = Instant::now() + Duration::from_secs(15);

@@ -43,10 +43,7 @@ pub fn run(ctx: &mut Context, a: SyncArgs) -> CliResult {
         repair: true,
         dry_run: ctx.dry_run,
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
+    let rt = crate::context::runtime()?;
     let report = rt.block_on(engine.run(&Scope::All, opts))?;
     // Converged means: nothing is left to do, checked afresh after the pass.
     let left: Vec<(String, usize)> = engine

@@ -148,12 +148,7 @@ impl Metrics {
         }
         // Refusals are counted in the store (the CLI refuses most of them); export the
         // growth since the last look so the counter stays monotonic.
-        let total = store
-            .get_meta(crate::ops::GUARD_REFUSALS)
-            .ok()
-            .flatten()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
+        let total = refusal_count(store);
         let seen = self.refusals_seen.swap(total, Ordering::Relaxed);
         if total > seen {
             self.refusals.inc_by(total - seen);
@@ -162,13 +157,8 @@ impl Metrics {
 
     /// Sets the initial refusal count so a restart does not replay history as new.
     pub fn baseline(&self, store: &Store) {
-        let total = store
-            .get_meta(crate::ops::GUARD_REFUSALS)
-            .ok()
-            .flatten()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        self.refusals_seen.store(total, Ordering::Relaxed);
+        self.refusals_seen
+            .store(refusal_count(store), Ordering::Relaxed);
     }
 
     pub fn encode(&self) -> String {
@@ -178,6 +168,16 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Guard refusals counted in the store so far (the CLI refuses most of them).
+fn refusal_count(store: &Store) -> u64 {
+    store
+        .get_meta(crate::ops::GUARD_REFUSALS)
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
 }
 
 impl Observer for Metrics {
