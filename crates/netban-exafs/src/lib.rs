@@ -21,6 +21,7 @@
 pub mod api;
 pub mod client;
 pub mod error;
+pub mod listing_cache;
 pub mod mark;
 pub mod sink;
 pub mod token;

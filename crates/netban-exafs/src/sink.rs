@@ -28,6 +28,7 @@ use tokio::sync::OnceCell;
 use crate::api::{self, NewRule, Rule};
 use crate::client::Client;
 use crate::error::{ApiError, ExafsError};
+use crate::listing_cache::{ListingCache, NAME_TTL};
 use crate::mark::{Mark, exafs_text};
 use crate::token::TokenCache;
 
@@ -52,6 +53,8 @@ pub struct ExafsSink {
     /// Expiry of rules on our community that netban did not make, by target, and when it
     /// was listed: a new ban never shortens them (ExaFS would overwrite their expiry).
     foreign: tokio::sync::Mutex<Option<(Instant, ForeignRules)>>,
+    /// The same, shared with the other netban processes through `state_dir`.
+    listing_cache: ListingCache,
 }
 
 /// The expiry of each rule on our community that netban did not make, by target.
@@ -101,6 +104,7 @@ impl ExafsSink {
             client,
             community_name: OnceCell::new(),
             foreign: tokio::sync::Mutex::new(None),
+            listing_cache: ListingCache::new(state_dir, &config.name, config.community),
         })
     }
 
@@ -277,6 +281,11 @@ impl ExafsSink {
     async fn community_name(&self, deadline: Instant) -> Result<String, SinkError> {
         self.community_name
             .get_or_try_init(|| async {
+                if let Some(c) = self.listing_cache.load()
+                    && clock::now() - c.listed_at < NAME_TTL
+                {
+                    return Ok(c.community_name);
+                }
                 let reply = self.client.call(Method::GET, "/communities", None, deadline).await.map_err(|e| self.err(&e))?;
                 let offered = match reply.status {
                     200 => api::communities(reply.body.as_ref().unwrap_or(&serde_json::Value::Null)),
@@ -323,9 +332,23 @@ impl ExafsSink {
         {
             return Some(map.clone());
         }
+        // Another process listed within the minute: use its answer.
+        let ttl = FOREIGN_TTL.as_secs() as i64;
+        if let Some(c) = self.listing_cache.load() {
+            let age = clock::now() - c.listed_at;
+            if (0..ttl).contains(&age) {
+                let map = Arc::new(c.foreign);
+                let listed = Instant::now()
+                    .checked_sub(Duration::from_secs(age as u64))
+                    .unwrap_or_else(Instant::now);
+                *cached = Some((listed, map.clone()));
+                return Some(map);
+            }
+        }
         match self.list(deadline).await {
             Ok((community, rules)) => {
                 let map = Arc::new(self.foreign_map(&community, &rules));
+                self.listing_cache.store(clock::now(), &community, &map);
                 *cached = Some((Instant::now(), map.clone()));
                 Some(map)
             }
@@ -448,6 +471,7 @@ impl Sink for ExafsSink {
     async fn held(&self, deadline: Instant) -> Result<Option<Vec<HeldEntry>>, SinkError> {
         let (community, rules) = self.list(deadline).await?;
         let map = Arc::new(self.foreign_map(&community, &rules));
+        self.listing_cache.store(clock::now(), &community, &map);
         *self.foreign.lock().await = Some((Instant::now(), map));
         Ok(Some(held_entries(&rules, &community, |c| {
             self.is_marked(c)

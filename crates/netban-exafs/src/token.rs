@@ -182,32 +182,38 @@ impl TokenCache {
 
     /// Replaces the cached token, atomically (temporary file + rename), with mode 0600.
     pub fn store(&self, token: &Token) -> io::Result<()> {
-        let dir = self.path.parent().unwrap_or_else(|| Path::new("."));
-        let base = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(
-            ".{base}.{}.{:08x}.tmp",
-            std::process::id(),
-            fastrand::u32(..)
-        ));
-        let result = (|| {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(format!("{HEADER} {}\n{}\n", self.fingerprint, token.expose()).as_bytes())?;
-            f.flush()?;
-            std::fs::rename(&tmp, &self.path)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+        let text = format!("{HEADER} {}\n{}\n", self.fingerprint, token.expose());
+        write_private(&self.path, text.as_bytes())
     }
+}
+
+/// Writes `contents` to `path` atomically (a temporary file in the same directory, then a
+/// rename), mode 0600: concurrent netban processes never read half a file.
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let base = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{base}.{}.{:08x}.tmp",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(contents)?;
+        f.flush()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// Names the URL and key without revealing the key: the first 16 bytes of a SHA-256, in hex.

@@ -840,24 +840,44 @@ fn active_in_exafs(exafs: &ExaFs, ips: &[String]) -> Result<usize> {
 // ------------------------------------------------------------------------------------------
 // Cases
 
+/// An ExaFS with the fault proxy in front of it (netban talks to the proxy).
+struct Exa {
+    exafs: ExaFs,
+    proxy: FaultProxy,
+}
+
+impl Exa {
+    fn start() -> Result<Exa> {
+        let exafs = ExaFs::start()?;
+        let proxy = FaultProxy::start(exafs.authority())?;
+        Ok(Exa { exafs, proxy })
+    }
+
+    fn rules(&self) -> usize {
+        self.exafs.try_rtbh_rules().map(|r| r.len()).unwrap_or(0)
+    }
+}
+
+/// What `burst-cli` leaves for `restore`: its ExaFS (holding the rules), the netban
+/// instance (holding the leases), the addresses and the bans' `time`.
+struct Burst {
+    x: Exa,
+    nb: Nb,
+    ips: Vec<String>,
+    t0: i64,
+}
+
 struct Bench {
     args: Args,
     log: Log,
-    exafs: ExaFs,
-    proxy: FaultProxy,
     ips: Ips,
     rows: Vec<Row>,
     true_median: Option<Duration>,
 }
 
 impl Bench {
-    fn nb(&self, host: &str) -> Result<Nb> {
-        Nb::new(
-            &self.args.netban,
-            host,
-            &self.proxy.url(),
-            self.exafs.api_key(),
-        )
+    fn nb(&self, host: &str, x: &Exa) -> Result<Nb> {
+        Nb::new(&self.args.netban, host, &x.proxy.url(), x.exafs.api_key())
     }
 
     fn vs_true(&self, d: Duration) -> String {
@@ -925,15 +945,15 @@ impl Bench {
 
     /// `n` inline bans (no daemon). The first time (`warm_up`), one call first fills the
     /// token cache and is not counted.
-    fn inline(&mut self, nb: &Nb, n: usize, what: &str, warm_up: bool) -> Result<()> {
+    fn inline(&mut self, x: &Exa, nb: &Nb, n: usize, what: &str, warm_up: bool) -> Result<()> {
         self.log
             .say(format!("inline: netban ban x {n}, no daemon: {what}"));
-        self.proxy.set_mode(Mode::Pass);
-        self.proxy.reset_counts();
+        x.proxy.set_mode(Mode::Pass);
+        x.proxy.reset_counts();
         let warm = if warm_up {
             let r = self.bans(nb, 1)?;
-            let reqs = summarize(&self.proxy.seen());
-            self.proxy.reset_counts();
+            let reqs = summarize(&x.proxy.seen());
+            x.proxy.reset_counts();
             format!(
                 "; not counted: 1 warm-up call ({} ms: {reqs})",
                 num(Unit::Ms.of(r.0[0]))
@@ -942,8 +962,8 @@ impl Bench {
             String::new()
         };
         let (walls, rss, bad) = self.bans(nb, n)?;
-        let seen = self.proxy.seen();
-        let ok = posts_ok(&self.proxy);
+        let seen = x.proxy.seen();
+        let ok = posts_ok(&x.proxy);
         let s = stats(&walls);
         self.rows.push(Row::timing(
             "inline",
@@ -962,9 +982,9 @@ impl Bench {
         Ok(())
     }
 
-    fn unreachable(&mut self, nb: &Nb, token_cached: bool) -> Result<()> {
+    fn unreachable(&mut self, x: &Exa, nb: &Nb, token_cached: bool) -> Result<()> {
         if !token_cached {
-            self.proxy.set_mode(Mode::Pass);
+            x.proxy.set_mode(Mode::Pass);
             self.bans(nb, 1)?;
         }
         let mut pending = Vec::new();
@@ -987,8 +1007,8 @@ impl Bench {
             }
             self.log
                 .say(format!("unreachable: netban ban x {n}, {mode:?}"));
-            self.proxy.set_mode(mode.clone());
-            self.proxy.reset_counts();
+            x.proxy.set_mode(mode.clone());
+            x.proxy.reset_counts();
             let ips = self.ips.take(n);
             let mut walls = Vec::new();
             let mut codes = BTreeMap::<i32, usize>::new();
@@ -1016,13 +1036,13 @@ impl Bench {
                 format!(
                     "{}; {within}; requests tried: {}",
                     codes.join(", "),
-                    summarize(&self.proxy.seen())
+                    summarize(&x.proxy.seen())
                 ),
             ));
         }
         // Nothing lost: ExaFS back, `netban sync` delivers what the calls left pending.
-        self.proxy.set_mode(Mode::Pass);
-        self.proxy.reset_counts();
+        x.proxy.set_mode(Mode::Pass);
+        x.proxy.reset_counts();
         if pending.is_empty() {
             return Ok(());
         }
@@ -1031,7 +1051,7 @@ impl Bench {
         let mut c = nb.cmd()?;
         c.args(["sync", "--timeout", "120"]);
         let r = run_timed(&mut c)?;
-        let held = active_in_exafs(&self.exafs, &pending)?;
+        let held = active_in_exafs(&x.exafs, &pending)?;
         self.rows.push(Row::single(
             "unreachable",
             "then ExaFS back: `netban sync` delivers the pending bans",
@@ -1042,19 +1062,19 @@ impl Bench {
                 "exit {}; ExaFS holds {held}/{} of them; requests: {}",
                 r.code,
                 pending.len(),
-                summarize(&self.proxy.seen())
+                summarize(&x.proxy.seen())
             ),
         ));
         Ok(())
     }
 
-    fn daemon(&mut self) -> Result<()> {
+    fn daemon(&mut self, x: &Exa) -> Result<()> {
         let n = self.args.calls;
-        let nb = self.nb("bench-daemon")?;
-        self.proxy.set_mode(Mode::Pass);
+        let nb = self.nb("bench-daemon", x)?;
+        x.proxy.set_mode(Mode::Pass);
         self.log.say("daemon: starting netban daemon");
         let mut d = nb.start_daemon()?;
-        self.proxy.reset_counts();
+        x.proxy.reset_counts();
         self.bans(&nb, 1)?; // warm-up
         let mut total = 1;
         for (mode, what) in [
@@ -1066,7 +1086,7 @@ impl Bench {
             (Mode::Down, "`netban ban`, daemon up, ExaFS down"),
         ] {
             self.log.say(format!("daemon: netban ban x {n}, {mode:?}"));
-            self.proxy.set_mode(mode);
+            x.proxy.set_mode(mode);
             let (walls, rss, bad) = self.bans(&nb, n)?;
             total += n;
             let s = stats(&walls);
@@ -1085,13 +1105,13 @@ impl Bench {
         }
         // ExaFS back: the daemon delivers everything (retries back off up to retry_max, so
         // this shows how long catching up takes, not a latency).
-        self.proxy.set_mode(Mode::Pass);
+        x.proxy.set_mode(Mode::Pass);
         self.log.say(format!(
             "daemon: ExaFS back; waiting for all {total} rules (up to 10 min)"
         ));
         let back = Instant::now();
         let stop = AtomicBool::new(false);
-        let (_, all) = watch_posts(&self.proxy, total, back, Duration::from_secs(600), &stop);
+        let (_, all) = watch_posts(&x.proxy, total, back, Duration::from_secs(600), &stop);
         let mem = d.memory_kib();
         d.stop()?;
         self.rows.push(Row::single(
@@ -1103,7 +1123,7 @@ impl Bench {
             "s",
             format!(
                 "rule POSTs answered 201 since the first call: {}; daemon VmHWM {} MiB",
-                posts_ok(&self.proxy),
+                posts_ok(&x.proxy),
                 mem.map(|(h, _)| mib(h)).unwrap_or_else(|| "?".into())
             ),
         ));
@@ -1111,15 +1131,15 @@ impl Bench {
     }
 
     /// POSTs straight to ExaFS (no proxy, no netban): `clients` threads, `n` rules in all.
-    fn direct(&mut self, label: &str, n: usize, clients: usize) -> Result<()> {
-        let rules_before = self.exafs.try_rtbh_rules().map(|r| r.len()).unwrap_or(0);
+    fn direct(&mut self, x: &Exa, label: &str, n: usize, clients: usize) -> Result<()> {
+        let rules_before = x.rules();
         self.log.say(format!(
             "direct: {n} POSTs straight to ExaFS, {clients} client(s), {rules_before} rules stored"
         ));
-        let token = self.exafs.token(self.exafs.api_key())?;
+        let token = x.exafs.token(x.exafs.api_key())?;
         let ips = self.ips.take(n);
         let expires = now_unix() + BANTIME;
-        let authority = self.exafs.authority();
+        let authority = x.exafs.authority();
         let started = Instant::now();
         let chunks: Vec<&[String]> = ips.chunks(n.div_ceil(clients)).collect();
         let results: Vec<Result<Vec<Duration>>> = std::thread::scope(|s| {
@@ -1183,24 +1203,26 @@ impl Bench {
         Ok(())
     }
 
-    /// `--bans` bans as sequential `netban ban` processes, daemon up. Returns the instance
-    /// (its leases feed the restore case), the addresses and their `time`.
-    fn burst_cli(&mut self) -> Result<(Nb, Vec<String>, i64)> {
+    /// `--bans` bans as sequential `netban ban` processes, daemon up, on a fresh ExaFS (so
+    /// both bursts start from an empty one). What it leaves feeds the restore case.
+    fn burst_cli(&mut self) -> Result<Burst> {
         let n = self.args.bans;
-        let nb = self.nb("bench-burst")?;
-        self.proxy.set_mode(Mode::Pass);
+        self.log.say("burst-cli: starting a fresh ExaFS");
+        let x = Exa::start()?;
+        let nb = self.nb("bench-burst", &x)?;
+        x.proxy.set_mode(Mode::Pass);
         self.log.say("burst-cli: starting netban daemon");
         let mut d = nb.start_daemon()?;
         let ips = self.ips.take(n);
         let t0 = now_unix();
         let time = format!("{t0}.0");
-        self.proxy.reset_counts();
+        x.proxy.reset_counts();
         self.log
             .say(format!("burst-cli: {n} sequential netban ban processes"));
         let stop = AtomicBool::new(false);
         let start = Instant::now();
         let timeout = self.args.timeout;
-        let proxy = &self.proxy;
+        let proxy = &x.proxy;
         let (cli, watched) = std::thread::scope(|s| {
             let watcher = s.spawn(|| watch_posts(proxy, n, start, timeout, &stop));
             let cli = (|| -> Result<(Vec<Duration>, Vec<i64>, usize, Duration)> {
@@ -1223,9 +1245,9 @@ impl Bench {
         });
         let (walls, rss, bad, cli_done) = cli?;
         let mem = d.memory_kib();
-        let seen = self.proxy.seen();
+        let seen = x.proxy.seen();
         self.log.say("burst-cli: checking ExaFS");
-        let held = active_in_exafs(&self.exafs, &ips)?;
+        let held = active_in_exafs(&x.exafs, &ips)?;
         d.stop()?;
         if bad > 0 {
             self.log
@@ -1245,25 +1267,28 @@ impl Bench {
             held,
             "",
         );
-        Ok((nb, ips, t0))
+        Ok(Burst { x, nb, ips, t0 })
     }
 
-    /// `--bans` bans over the control socket, as `netban.py` sends them, daemon up.
+    /// `--bans` bans over the control socket, as `netban.py` sends them, daemon up, on a
+    /// fresh ExaFS.
     fn burst_socket(&mut self) -> Result<()> {
         let n = self.args.bans;
-        let nb = self.nb("bench-socket")?;
-        self.proxy.set_mode(Mode::Pass);
+        self.log.say("burst-socket: starting a fresh ExaFS");
+        let x = Exa::start()?;
+        let nb = self.nb("bench-socket", &x)?;
+        x.proxy.set_mode(Mode::Pass);
         self.log.say("burst-socket: starting netban daemon");
         let mut d = nb.start_daemon()?;
         let ips = self.ips.take(n);
         let time = format!("{}.0", now_unix());
-        self.proxy.reset_counts();
+        x.proxy.reset_counts();
         self.log
             .say(format!("burst-socket: {n} bans on the control socket"));
         let stop = AtomicBool::new(false);
         let start = Instant::now();
         let timeout = self.args.timeout;
-        let proxy = &self.proxy;
+        let proxy = &x.proxy;
         let socket = nb.socket();
         let (sent, watched) = std::thread::scope(|s| {
             let watcher = s.spawn(|| watch_posts(proxy, n, start, timeout, &stop));
@@ -1293,9 +1318,9 @@ impl Bench {
         });
         let (walls, bad, reconnects, sent_done) = sent?;
         let mem = d.memory_kib();
-        let seen = self.proxy.seen();
+        let seen = x.proxy.seen();
         self.log.say("burst-socket: checking ExaFS");
-        let held = active_in_exafs(&self.exafs, &ips)?;
+        let held = active_in_exafs(&x.exafs, &ips)?;
         d.stop()?;
         let extra = if reconnects > 0 {
             format!(
@@ -1395,12 +1420,14 @@ impl Bench {
         ));
     }
 
-    fn restore(&mut self, nb: &Nb, ips: &[String], t0: i64) -> Result<()> {
+    fn restore(&mut self, burst: &Burst) -> Result<()> {
+        let Burst { x, nb, ips, t0 } = burst;
+        let t0 = *t0;
         let bin = self.args.netban.display().to_string();
         let cfg = nb.config.display().to_string();
         let cmd_action = format!("netban[netban=\"{bin}\", config=\"{cfg}\"]");
         let py_action = format!("netban.py[netban=\"{bin}\", config=\"{cfg}\"]");
-        self.proxy.set_mode(Mode::Pass);
+        x.proxy.set_mode(Mode::Pass);
         self.log
             .say("restore: starting fail2ban (harness) to create its database");
         let mut f2b = Fail2ban::start(f2b_options("")?)?;
@@ -1438,7 +1465,7 @@ impl Bench {
                 }
                 self.log.say(format!("restore: {n} bans, {label}"));
                 let what = format!("fail2ban start → {n} bans restored: {label}");
-                match restore_once(&mut f2b, action, n, &self.proxy, self.args.timeout) {
+                match restore_once(&mut f2b, action, n, &x.proxy, self.args.timeout) {
                     Ok(r) => {
                         let reqs = summarize(&r.seen);
                         let per = match r.first {
@@ -1790,6 +1817,13 @@ fn environment(args: &Args) -> String {
         args.direct,
         if args.quick { " (--quick)" } else { "" }
     );
+    s.push_str(
+        "- method: wall time from spawn to reap (same spawn code for /bin/true and netban); \
+         peak RSS from wait4; requests counted by the proxy; each burst on a fresh ExaFS; \
+         restore: fail2ban's sqlite DB seeded directly (bans + bips rows, server stopped) with \
+         the burst-cli addresses, time and bantime, and a restart is done when the harness's \
+         probe action (the jail's last action) has logged every restored ban\n",
+    );
     s
 }
 
@@ -1811,13 +1845,12 @@ fn real_main() -> Result<()> {
     let env = environment(&args);
     let load_start = loadavg();
     log.say(format!("load average {load_start}; starting ExaFS"));
-    let exafs = ExaFs::start()?;
-    let proxy = FaultProxy::start(exafs.authority())?;
+    // The ExaFS of the single-call cases; each burst gets a fresh one.
+    let main = Exa::start()?;
+    let x = &main;
     let mut b = Bench {
         args,
         log,
-        exafs,
-        proxy,
         ips: Ips::default(),
         rows: Vec::new(),
         true_median: None,
@@ -1828,35 +1861,33 @@ fn real_main() -> Result<()> {
         b.rows.push(Row::failed("reference", "/bin/true", &e));
     }
 
-    let mut inline_nb = None;
     if b.args.runs("inline") || b.args.runs("unreachable") {
-        let nb = b.nb("bench-inline")?;
+        let nb = b.nb("bench-inline", x)?;
         let mut warm = false;
         if b.args.runs("inline") {
             let n = b.args.calls;
-            match b.inline(&nb, n, "ExaFS live, (almost) empty", true) {
+            match b.inline(x, &nb, n, "ExaFS live, (almost) empty", true) {
                 Ok(()) => warm = true,
                 Err(e) => b.rows.push(Row::failed("inline", "netban ban", &e)),
             }
         }
         if b.args.runs("unreachable")
-            && let Err(e) = b.unreachable(&nb, warm)
+            && let Err(e) = b.unreachable(x, &nb, warm)
         {
-            b.proxy.set_mode(Mode::Pass);
+            x.proxy.set_mode(Mode::Pass);
             b.rows.push(Row::failed("unreachable", "netban ban", &e));
         }
-        inline_nb = Some(nb);
     }
     if b.args.runs("daemon")
-        && let Err(e) = b.daemon()
+        && let Err(e) = b.daemon(x)
     {
-        b.proxy.set_mode(Mode::Pass);
+        x.proxy.set_mode(Mode::Pass);
         b.rows.push(Row::failed("daemon", "netban ban", &e));
     }
     let direct_n = b.args.direct;
     if b.args.runs("direct") {
         for clients in [1, 8] {
-            if let Err(e) = b.direct("before the bursts", direct_n, clients) {
+            if let Err(e) = b.direct(x, "small ExaFS", direct_n, clients) {
                 b.rows.push(Row::failed("direct", "POST", &e));
             }
         }
@@ -1874,28 +1905,29 @@ fn real_main() -> Result<()> {
         b.rows
             .push(Row::failed("burst-socket", "control socket", &e));
     }
-    if b.args.runs("direct") && (b.args.runs("burst-cli") || b.args.runs("burst-socket")) {
-        let label = "after the bursts (more rules stored)";
-        if let Err(e) = b.direct(label, direct_n, 1) {
+    // ExaFS holding the burst's rules: its own speed, and the inline path, on a big ExaFS.
+    if let Some(big) = &burst {
+        let stored = big.x.rules();
+        if b.args.runs("direct")
+            && let Err(e) = b.direct(&big.x, "ExaFS after burst-cli", direct_n, 1)
+        {
             b.rows.push(Row::failed("direct", "POST", &e));
         }
-    }
-    // The inline path again, now that ExaFS holds many rules (what it costs on a big ExaFS).
-    if b.args.runs("inline")
-        && (b.args.runs("burst-cli") || b.args.runs("burst-socket"))
-        && let Some(nb) = &inline_nb
-    {
-        let stored = b.exafs.try_rtbh_rules().map(|r| r.len()).unwrap_or(0);
-        let n = b.args.calls.min(50);
-        let what = format!("ExaFS live, holding {stored} rules");
-        if let Err(e) = b.inline(nb, n, &what, false) {
-            b.rows.push(Row::failed("inline", "netban ban", &e));
+        if b.args.runs("inline") {
+            let n = b.args.calls.min(50);
+            let what = format!("ExaFS live, holding {stored} rules (after burst-cli)");
+            let run = b
+                .nb("bench-inline-big", &big.x)
+                .and_then(|nb| b.inline(&big.x, &nb, n, &what, true));
+            if let Err(e) = run {
+                b.rows.push(Row::failed("inline", "netban ban", &e));
+            }
         }
     }
     if b.args.runs("restore") {
         match &burst {
-            Some((nb, ips, t0)) => {
-                if let Err(e) = b.restore(nb, ips, *t0) {
+            Some(big) => {
+                if let Err(e) = b.restore(big) {
                     b.rows.push(Row::failed("restore", "fail2ban restart", &e));
                 }
             }

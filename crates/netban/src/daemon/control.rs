@@ -78,7 +78,7 @@ pub async fn serve(
 
 async fn connection(stream: UnixStream, shared: Arc<Shared>) {
     let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read.take(1 << 20));
+    let mut lines = BufReader::new(read);
     let mut buf = Vec::new();
     loop {
         buf.clear();
