@@ -284,18 +284,29 @@ impl Store {
         Ok(out)
     }
 
-    /// A cheap test for "some sink may have work due": a failed or unconfirmed change whose
-    /// retry time has come, a live lease no sink record mentions, or a record whose target
-    /// has no live lease. False positives only cost a full plan; false negatives never happen
-    /// for sinks that enforce every lease.
-    pub fn maybe_pending(&self, now: i64) -> Result<bool, StoreError> {
+    /// Targets some sink may have work due on, at most `limit`: a failed or unconfirmed
+    /// change whose retry time has come, a live lease no sink record mentions, or a record
+    /// whose target has no live lease. The inline path reconciles just these after its own
+    /// targets, so what earlier calls left pending is picked up without planning everything.
+    pub fn pending_targets(&self, now: i64, limit: usize) -> Result<Vec<Target>, StoreError> {
         let conn = self.conn();
-        let q = "SELECT EXISTS (SELECT 1 FROM sink_records WHERE (state = 'adding' OR attempts > 0) AND next_try <= ?1)
-              OR EXISTS (SELECT 1 FROM leases l WHERE (l.until IS NULL OR l.until > ?1)
-                         AND NOT EXISTS (SELECT 1 FROM sink_records r WHERE r.target = l.target))
-              OR EXISTS (SELECT 1 FROM sink_records r WHERE NOT EXISTS
-                         (SELECT 1 FROM leases l WHERE l.target = r.target AND (l.until IS NULL OR l.until > ?1)))";
-        Ok(conn.query_row(q, params![now], |r| r.get(0))?)
+        let q = "SELECT target FROM sink_records WHERE (state = 'adding' OR attempts > 0) AND next_try <= ?1
+                 UNION
+                 SELECT l.target FROM leases l WHERE (l.until IS NULL OR l.until > ?1)
+                   AND NOT EXISTS (SELECT 1 FROM sink_records r WHERE r.target = l.target)
+                 UNION
+                 SELECT r.target FROM sink_records r WHERE NOT EXISTS
+                   (SELECT 1 FROM leases l WHERE l.target = r.target AND (l.until IS NULL OR l.until > ?1))
+                 LIMIT ?2";
+        let mut st = conn.prepare_cached(q)?;
+        let rows = st.query_map(params![now, limit as i64], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            if let Ok(t) = Target::parse(&row?) {
+                out.push(t);
+            }
+        }
+        Ok(out)
     }
 
     /// The next moment something becomes due: a failed change's retry time or a lease's
@@ -724,5 +735,47 @@ mod tests {
             h.join().unwrap();
         }
         assert_eq!(Store::open(dir.path()).unwrap().lease_count().unwrap(), 400);
+    }
+
+    #[test]
+    fn pending_targets_are_what_no_sink_confirmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let held = |t: &str| SinkRecord {
+            sink: "s".into(),
+            target: Target::parse(t).unwrap(),
+            state: RecordState::Held,
+            remote_id: None,
+            expires: None,
+            lease: LeaseInfo {
+                jail: "sshd".into(),
+                origin: "local".into(),
+                bantime: 600,
+                until: None,
+            },
+            not_enforced: None,
+            attempts: 0,
+            next_try: 0,
+            last_error: None,
+            updated: 1,
+        };
+        store
+            .upsert_lease(&lease("192.0.2.1", "sshd", Until::Never), 1)
+            .unwrap();
+        store
+            .upsert_lease(&lease("192.0.2.2", "sshd", Until::Never), 1)
+            .unwrap();
+        store.record_held(&held("192.0.2.1")).unwrap();
+        store.record_held(&held("192.0.2.9")).unwrap();
+        let mut got: Vec<String> = store
+            .pending_targets(5, 10)
+            .unwrap()
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        got.sort();
+        // 192.0.2.2 was never delivered; 192.0.2.9 has no lease left; 192.0.2.1 is settled.
+        assert_eq!(got, ["192.0.2.2/32", "192.0.2.9/32"]);
+        assert_eq!(store.pending_targets(5, 1).unwrap().len(), 1);
     }
 }

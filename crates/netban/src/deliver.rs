@@ -18,6 +18,9 @@ use netban_core::reconcile::{PassOptions, Scope};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult};
 
+/// How many targets left pending by earlier calls one inline call picks up.
+const PICK_UP: usize = 256;
+
 /// The line a CLI sends the daemon after changing leases.
 pub const POKE: &[u8] = b"{\"op\":\"poke\"}\n";
 
@@ -67,8 +70,11 @@ fn inline(ctx: &mut Context, scope: Scope, deadline: Instant) -> CliResult {
             }
         }
         // Pick up what earlier calls left pending, while time remains.
-        if Instant::now() < deadline && store.maybe_pending(clock::now())? {
-            engine.run(&Scope::All, opts).await?;
+        if Instant::now() < deadline {
+            let more = store.pending_targets(clock::now(), PICK_UP)?;
+            if !more.is_empty() {
+                engine.run(&Scope::Targets(more), opts).await?;
+            }
         }
         Ok::<_, CliError>(())
     })
