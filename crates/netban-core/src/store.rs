@@ -94,6 +94,20 @@ pub struct Store {
 impl Store {
     /// Opens (creating when missing) `state_dir/netban.db`.
     pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        let give_up = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match Store::open_once(state_dir) {
+                Err(StoreError::Sql(rusqlite::Error::SqliteFailure(e, _)))
+                    if is_busy(e.code) && std::time::Instant::now() < give_up =>
+                {
+                    std::thread::sleep(Duration::from_millis(5 + fastrand::u64(..20)));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(state_dir: &Path) -> Result<Store, StoreError> {
         create_private_dir(state_dir)?;
         let path = state_dir.join("netban.db");
         // Create the file ourselves so it is 0600 from the first byte; SQLite gives the -wal
@@ -163,9 +177,33 @@ impl Store {
         Ok(())
     }
 
+    /// Runs `op`, trying again while SQLite reports the database busy or locked beyond its
+    /// busy timeout (it does so at once in a few WAL corner cases, e.g. while another process
+    /// checkpoints as it closes): a lease write must not fail under a storm of processes.
+    fn retry_busy<T>(
+        &self,
+        mut op: impl FnMut() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let give_up = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match op() {
+                Err(StoreError::Sql(rusqlite::Error::SqliteFailure(e, _)))
+                    if is_busy(e.code) && std::time::Instant::now() < give_up =>
+                {
+                    std::thread::sleep(Duration::from_millis(5 + fastrand::u64(..20)));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Adds or replaces the lease `(target, jail, origin)`. A new lease makes the target's
     /// failed sink work due again at once. Returns the previous `until` if the lease existed.
     pub fn upsert_lease(&self, lease: &Lease, now: i64) -> Result<Option<Until>, StoreError> {
+        self.retry_busy(|| self.upsert_lease_once(lease, now))
+    }
+
+    fn upsert_lease_once(&self, lease: &Lease, now: i64) -> Result<Option<Until>, StoreError> {
         let mut conn = self.conn();
         let target = lease.target.to_string();
         // A restored ban (fail2ban restart) usually finds its lease exactly as it was: answer
@@ -229,18 +267,29 @@ impl Store {
         jail: &str,
         origin: &Origin,
     ) -> Result<bool, StoreError> {
-        let conn = self.conn();
+        self.retry_busy(|| self.remove_lease_once(target, jail, origin))
+    }
+
+    fn remove_lease_once(
+        &self,
+        target: &Target,
+        jail: &str,
+        origin: &Origin,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let t = target.to_string();
-        let n = conn.execute(
+        let n = tx.execute(
             "DELETE FROM leases WHERE target = ?1 AND jail = ?2 AND origin = ?3",
             params![t, jail, origin.as_str()],
         )?;
         if n > 0 {
-            conn.execute(
+            tx.execute(
                 "UPDATE sink_records SET next_try = 0 WHERE target = ?1",
                 params![t],
             )?;
         }
+        tx.commit()?;
         Ok(n > 0)
     }
 
@@ -491,6 +540,13 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+fn is_busy(code: rusqlite::ErrorCode) -> bool {
+    matches!(
+        code,
+        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+    )
 }
 
 fn lease_json(lease: &LeaseInfo) -> String {

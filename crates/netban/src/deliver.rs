@@ -42,7 +42,16 @@ pub fn deliver(ctx: &mut Context, targets: Vec<Target>) -> CliResult {
         return Ok(());
     }
     let deadline = Instant::now() + Duration::from_secs_f64(ctx.config.reconcile.inline_deadline);
-    inline(ctx, Scope::Targets(targets), deadline)
+    // The lease is already committed: the change is durably accepted whatever happens here.
+    // A failure to deliver now (the state busy under a storm of processes, a bad sink setup)
+    // leaves the work pending for the next call, the daemon or `netban sync`: exit 0.
+    if let Err(e) = inline(ctx, Scope::Targets(targets), deadline) {
+        tracing::warn!("delivery left pending: {e}");
+        if matches!(e, CliError::Config(_)) {
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 fn inline(ctx: &mut Context, scope: Scope, deadline: Instant) -> CliResult {
