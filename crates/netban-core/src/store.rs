@@ -94,17 +94,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating when missing) `state_dir/netban.db`.
     pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
-        let give_up = std::time::Instant::now() + BUSY_TIMEOUT;
-        loop {
-            match Store::open_once(state_dir) {
-                Err(StoreError::Sql(rusqlite::Error::SqliteFailure(e, _)))
-                    if is_busy(e.code) && std::time::Instant::now() < give_up =>
-                {
-                    std::thread::sleep(Duration::from_millis(5 + fastrand::u64(..20)));
-                }
-                other => return other,
-            }
-        }
+        retry_busy(|| Store::open_once(state_dir))
     }
 
     fn open_once(state_dir: &Path) -> Result<Store, StoreError> {
@@ -177,30 +167,10 @@ impl Store {
         Ok(())
     }
 
-    /// Runs `op`, trying again while SQLite reports the database busy or locked beyond its
-    /// busy timeout (it does so at once in a few WAL corner cases, e.g. while another process
-    /// checkpoints as it closes): a lease write must not fail under a storm of processes.
-    fn retry_busy<T>(
-        &self,
-        mut op: impl FnMut() -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let give_up = std::time::Instant::now() + BUSY_TIMEOUT;
-        loop {
-            match op() {
-                Err(StoreError::Sql(rusqlite::Error::SqliteFailure(e, _)))
-                    if is_busy(e.code) && std::time::Instant::now() < give_up =>
-                {
-                    std::thread::sleep(Duration::from_millis(5 + fastrand::u64(..20)));
-                }
-                other => return other,
-            }
-        }
-    }
-
     /// Adds or replaces the lease `(target, jail, origin)`. A new lease makes the target's
     /// failed sink work due again at once. Returns the previous `until` if the lease existed.
     pub fn upsert_lease(&self, lease: &Lease, now: i64) -> Result<Option<Until>, StoreError> {
-        self.retry_busy(|| self.upsert_lease_once(lease, now))
+        retry_busy(|| self.upsert_lease_once(lease, now))
     }
 
     fn upsert_lease_once(&self, lease: &Lease, now: i64) -> Result<Option<Until>, StoreError> {
@@ -267,7 +237,7 @@ impl Store {
         jail: &str,
         origin: &Origin,
     ) -> Result<bool, StoreError> {
-        self.retry_busy(|| self.remove_lease_once(target, jail, origin))
+        retry_busy(|| self.remove_lease_once(target, jail, origin))
     }
 
     fn remove_lease_once(
