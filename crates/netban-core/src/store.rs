@@ -512,11 +512,25 @@ impl Store {
     }
 }
 
-fn is_busy(code: rusqlite::ErrorCode) -> bool {
-    matches!(
-        code,
-        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-    )
+/// Runs `op`, trying again while SQLite reports the database busy or locked beyond its busy
+/// timeout (it does so at once in a few WAL corner cases, e.g. while another process
+/// checkpoints as it closes): opening the state and writing a lease must not fail under a
+/// storm of processes.
+fn retry_busy<T>(mut op: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    let give_up = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match op() {
+            Err(StoreError::Sql(rusqlite::Error::SqliteFailure(e, _)))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < give_up =>
+            {
+                std::thread::sleep(Duration::from_millis(5 + fastrand::u64(..20)));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn lease_json(lease: &LeaseInfo) -> String {
