@@ -23,6 +23,7 @@ pub struct Context {
     pub dry_run: bool,
     pub json: bool,
     store: Option<Arc<Store>>,
+    guard: Option<Guard>,
 }
 
 impl Context {
@@ -39,6 +40,7 @@ impl Context {
             dry_run: cli.dry_run,
             json: cli.json,
             store: None,
+            guard: None,
         })
     }
 
@@ -52,9 +54,16 @@ impl Context {
         Ok(s)
     }
 
-    /// The guard; a broken allowlist is a configuration error.
-    pub fn guard(&self) -> CliResult<Guard> {
-        Guard::new(&self.config.guard).map_err(|e| CliError::Config(e.to_string()))
+    /// The guard, built on first use (it reads the allowlists and lists this host's
+    /// addresses: once per process, not once for the ban and again for its delivery). A
+    /// broken allowlist is a configuration error.
+    pub fn guard(&mut self) -> CliResult<Guard> {
+        if let Some(g) = &self.guard {
+            return Ok(g.clone());
+        }
+        let g = Guard::new(&self.config.guard).map_err(|e| CliError::Config(e.to_string()))?;
+        self.guard = Some(g.clone());
+        Ok(g)
     }
 
     /// The reconcile engine over every configured sink.
