@@ -432,9 +432,8 @@ impl Store {
         error: &str,
         next_try: i64,
         now: i64,
-    ) -> Result<i64, StoreError> {
-        let conn = self.conn();
-        conn.execute(
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
             "INSERT INTO sink_records (sink, target, state, remote_id, expires, lease, not_enforced,
                                        attempts, next_try, last_error, updated)
              VALUES (?1, ?2, 'adding', NULL, NULL, ?3, NULL, 1, ?4, ?5, ?6)
@@ -443,12 +442,7 @@ impl Store {
                last_error = excluded.last_error, updated = excluded.updated",
             params![sink, target.to_string(), lease_json(lease), next_try, error, now],
         )?;
-        let attempts = conn.query_row(
-            "SELECT attempts FROM sink_records WHERE sink = ?1 AND target = ?2",
-            params![sink, target.to_string()],
-            |r| r.get(0),
-        )?;
-        Ok(attempts)
+        Ok(())
     }
 
     /// Makes a sink's failed work due at once (the sink answers again); returns how many.
