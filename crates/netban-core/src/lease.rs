@@ -98,6 +98,13 @@ pub fn validate_jail(jail: &str) -> Result<(), String> {
     if jail.is_empty() || jail.len() > 64 {
         return Err(format!("jail name {jail:?} must have 1 to 64 characters"));
     }
+    if jail.starts_with('-') {
+        // It would reach commands as an option (issue 6).
+        return Err(format!(
+            "jail name {:?} must not start with '-'",
+            jail.chars().take(64).collect::<String>()
+        ));
+    }
     if !jail
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b':'))
@@ -136,5 +143,7 @@ mod tests {
         assert!(validate_jail("a b").is_err());
         assert!(validate_jail("x;rm").is_err());
         assert!(validate_jail("$(id)").is_err());
+        assert!(validate_jail("-rf").is_err());
+        assert!(validate_jail("--help").is_err());
     }
 }

@@ -1,14 +1,18 @@
-//! The Sink trait: what an enforcement point (ExaFS, a NETCONF device, a command) implements.
+//! The Sink trait: what an enforcement point (ExaFS, a NETCONF device, nftables, a command)
+//! implements.
 //!
 //! A sink is small. It turns a batch of [`Change`]s into remote calls and reports one
 //! [`Outcome`] per change, saying for failures whether trying again soon makes sense. The
-//! reconcile engine owns everything else: computing the changes, batching, retry timing with
-//! backoff and jitter, deadlines, and recording what the sink holds.
+//! reconcile engine owns everything else: computing the changes, batch timing ([`Batching`]),
+//! splitting a rejected all-or-nothing batch ([`Commit::Atomic`]), retry timing, deadlines,
+//! deciding what to do with entries it finds ([`Owner`]), and recording what the sink holds.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+
+pub use crate::owner::Owner;
 
 use crate::lease::Until;
 use crate::target::Target;
@@ -26,6 +30,18 @@ pub struct LeaseInfo {
     pub until: Option<i64>,
 }
 
+impl LeaseInfo {
+    /// The lease shown for an entry netban finds on a sink without knowing why it is there.
+    pub fn unknown() -> LeaseInfo {
+        LeaseInfo {
+            jail: "unknown".into(),
+            origin: "local".into(),
+            bantime: 0,
+            until: None,
+        }
+    }
+}
+
 /// One thing to do on a sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -37,11 +53,14 @@ pub enum Change {
         lease: LeaseInfo,
         remote_id: Option<String>,
     },
-    /// Take `target` away. `lease` is what it was added with.
+    /// Take `target` away. `lease` is what it was added with. `adopted`: netban took this
+    /// entry over from another state (it does not carry this instance's mark) and may remove
+    /// it all the same.
     Remove {
         target: Target,
         remote_id: Option<String>,
         lease: LeaseInfo,
+        adopted: bool,
     },
 }
 
@@ -49,6 +68,12 @@ impl Change {
     pub fn target(&self) -> &Target {
         match self {
             Change::Add { target, .. } | Change::Remove { target, .. } => target,
+        }
+    }
+
+    pub fn lease(&self) -> &LeaseInfo {
+        match self {
+            Change::Add { lease, .. } | Change::Remove { lease, .. } => lease,
         }
     }
 
@@ -64,7 +89,7 @@ impl Change {
 }
 
 /// A change the sink carried out, as the remote side confirmed it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     /// The remote side's id for the entry (an ExaFS rule id), if it has one.
     pub remote_id: Option<String>,
@@ -73,6 +98,24 @@ pub struct Applied {
     /// Set when the remote side accepted the entry but does not enforce it (an ExaFS rule in
     /// its whitelist, or withdrawn): the operator must hear about it.
     pub not_enforced: Option<String>,
+    /// Who made the entry the change landed on. Usually this netban; ExaFS answers a POST
+    /// with an existing rule whoever made it, and netban must never remove an operator's
+    /// rule (another state of this host's is adopted instead).
+    pub owner: Owner,
+    /// A removal found nothing to remove (the entry was not there).
+    pub absent: bool,
+}
+
+impl Default for Applied {
+    fn default() -> Self {
+        Applied {
+            remote_id: None,
+            expires: None,
+            not_enforced: None,
+            owner: Owner::This,
+            absent: false,
+        }
+    }
 }
 
 /// How soon a failed change is worth trying again.
@@ -82,6 +125,7 @@ pub enum Retry {
     Soon,
     /// The remote side refused it (validation error, limit reached, permission): nothing is
     /// dropped, but it is retried slowly, from minutes, until the operator fixes the cause.
+    /// For an atomic sink, a whole batch refused this way is split to find the culprit.
     Later,
 }
 
@@ -116,11 +160,40 @@ pub struct HeldEntry {
     pub target: Target,
     pub remote_id: Option<String>,
     pub expires: Option<i64>,
-    /// True when the entry carries netban's mark (e.g. the ExaFS comment), so netban may
-    /// remove it even without a sink record.
-    pub marked: bool,
+    /// Who made it, as the entry's mark says ([`crate::owner::Mark::owner`]).
+    pub owner: Owner,
     /// Set when the entry exists but is not enforced (ExaFS `rstate` other than active).
     pub not_enforced: Option<String>,
+}
+
+/// Batch timing, owned by the engine: after the first change arrives it waits `window` for
+/// more, then hands the sink at most `max` changes per [`Sink::apply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    pub max: usize,
+    pub window: Duration,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Batching {
+            max: 32,
+            window: Duration::ZERO,
+        }
+    }
+}
+
+/// How a sink commits a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Commit {
+    /// Each change succeeds or fails on its own.
+    #[default]
+    PerChange,
+    /// The batch is all or nothing (an nft transaction, a NETCONF commit, one command for
+    /// every target). When the remote side rejects it, the sink reports
+    /// `Err(SinkError::later(..))` for every change, and the engine splits the batch in
+    /// halves until the rejected changes stand alone, committing the rest.
+    Atomic,
 }
 
 /// An enforcement point.
@@ -129,9 +202,14 @@ pub trait Sink: Send + Sync {
     /// The sink's name from the config.
     fn name(&self) -> &str;
 
-    /// The most changes one [`Sink::apply`] call takes.
-    fn max_batch(&self) -> usize {
-        32
+    /// Batch size and window; the engine owns the timing.
+    fn batching(&self) -> Batching {
+        Batching::default()
+    }
+
+    /// Whether a batch is all or nothing.
+    fn commit(&self) -> Commit {
+        Commit::PerChange
     }
 
     /// The remote expiry to ask for a target whose leases end at `until`, or `None` when the
@@ -140,14 +218,22 @@ pub trait Sink: Send + Sync {
         None
     }
 
-    /// For permanent bans on a sink with expiry: renew the remote entry when less than this
-    /// many seconds are left.
-    fn renew_before(&self) -> i64 {
-        0
+    /// True when entries vanish by themselves at their expiry (nft timeouts, ExaFS expiry):
+    /// the engine sends no removal for a record whose expiry has passed, and repair does not
+    /// call such a vanished entry drift.
+    fn self_expiring(&self) -> bool {
+        false
+    }
+
+    /// What carrying out `change` would send, for `--dry-run` (secrets left out): the
+    /// request, the command line, the transaction.
+    fn describe(&self, change: &Change) -> String {
+        format!("{} {}", change.verb(), change.target())
     }
 
     /// Carries out `changes`, returning exactly one outcome per change, in order. It must stop
     /// by `deadline`; a change not attempted by then is reported as a `Retry::Soon` failure.
+    /// It must be safe to drop mid-way (the engine cuts off a call that overruns).
     async fn apply(&self, changes: &[Change], deadline: Instant) -> Vec<Outcome>;
 
     /// What the remote side holds, for repair; `None` when the sink cannot list it.

@@ -47,6 +47,10 @@ pub enum TargetError {
     Syntax { input: String },
     #[error("{input:?} has prefix length {len}, larger than the family allows ({max})")]
     PrefixLength { input: String, len: u8, max: u8 },
+    #[error(
+        "{input:?} is an IPv4-mapped address with a prefix shorter than /96, which is not an IPv4 network; write the IPv4 network instead (e.g. 192.0.2.0/24)"
+    )]
+    MappedWide { input: String },
 }
 
 impl Target {
@@ -81,6 +85,9 @@ impl Target {
                 len,
                 max,
             },
+            TargetError::MappedWide { .. } => TargetError::MappedWide {
+                input: input.chars().take(64).collect(),
+            },
             other => other,
         })
     }
@@ -92,6 +99,14 @@ impl Target {
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 // ::ffff:a.b.c.d/len with len >= 96 is the IPv4 network a.b.c.d/(len - 96).
                 Some(v4) if len >= 96 => IpNet::V4(v4_net(v4, len - 96, 128 - 96)?),
+                // Shorter, it would be an IPv6 network spanning all of IPv4 and more, while
+                // the address alone is IPv4: refuse it rather than treat the two apart
+                // (issue 6: `::ffff:127.0.0.1/95` became `::fffe:0:0/95`).
+                Some(_) if len <= 128 => {
+                    return Err(TargetError::MappedWide {
+                        input: String::new(),
+                    });
+                }
                 _ => IpNet::V6(v6_net(v6, len)?),
             },
         };
@@ -217,8 +232,11 @@ mod tests {
         assert_eq!(t("::ffff:198.51.100.9"), "198.51.100.9/32");
         assert_eq!(t("::FFFF:c633:6409"), "198.51.100.9/32");
         assert_eq!(t("::ffff:198.51.100.0/120"), "198.51.100.0/24");
-        // A mapped prefix shorter than /96 is an IPv6 network, not an IPv4 one.
-        assert_eq!(t("::ffff:0:0/95"), "::fffe:0:0/95");
+        // A mapped prefix shorter than /96 is refused, like its address would be turned into
+        // IPv4 (issue 6).
+        assert!(t("::ffff:0:0/95").starts_with("error: "));
+        assert!(t("::ffff:127.0.0.1/95").contains("IPv4-mapped"));
+        assert_eq!(t("::ffff:127.0.0.1/128"), "127.0.0.1/32");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::target::Target;
 /// The placeholders a template may use.
 pub const PLACEHOLDERS: &[&str] = &[
     "ip", "prefix", "address", "mask", "family", "jail", "bantime", "until", "origin", "host",
+    "mark",
 ];
 
 /// A checked template string.
@@ -80,6 +81,14 @@ impl Template {
         Ok(Template { parts })
     }
 
+    /// The placeholders this template uses.
+    pub fn placeholders(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var(v) => Some(*v),
+            Part::Text(_) => None,
+        })
+    }
+
     pub fn render(&self, vars: &Vars) -> String {
         let mut out = String::new();
         for part in &self.parts {
@@ -115,6 +124,12 @@ impl Vars {
         m.insert("origin", lease.origin.clone());
         m.insert("host", host.to_string());
         Vars(m)
+    }
+
+    /// Adds `{mark}`: this instance's ownership mark (`netban:<host>:<instance>`).
+    pub fn with_mark(mut self, mark: &crate::owner::Mark) -> Vars {
+        self.0.insert("mark", mark.to_string());
+        self
     }
 
     pub fn get(&self, name: &str) -> &str {

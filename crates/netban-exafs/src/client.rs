@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use netban_core::clock;
 use netban_core::config::Secret;
+use netban_core::retry::{Attempt, Backoff, within_deadline};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderValue, LOCATION};
 
@@ -23,10 +24,14 @@ use crate::token::{Token, TokenCache};
 
 /// How many times one call is sent when the failure is transient.
 const MAX_ATTEMPTS: u32 = 3;
-/// The first pause between attempts; it doubles, with ± 50 % jitter.
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Pauses between attempts: 100 ms, 200 ms, ... each ± 50 % (netban_core::retry).
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2), 0.5);
 /// A request is not started with less time than this left before the deadline.
 const MIN_REQUEST_TIME: Duration = Duration::from_millis(20);
+/// The largest listing read (`GET /rules`: about 300 bytes per rule).
+const MAX_LISTING: usize = 256 * 1024 * 1024;
+/// The largest other answer read.
+const MAX_ANSWER: usize = 1024 * 1024;
 
 /// How a request authenticates.
 #[derive(Clone, Copy)]
@@ -205,6 +210,16 @@ impl Client {
         &self.api
     }
 
+    /// The most bytes read of an answer: a listing of every rule may be large, anything
+    /// else is a few hundred bytes.
+    fn max_body(&self, path: &str) -> usize {
+        if path.starts_with("/rules?") {
+            MAX_LISTING
+        } else {
+            MAX_ANSWER
+        }
+    }
+
     /// A token to use now: the one in memory, the cached one, or a new one from ExaFS.
     pub async fn token(&self, deadline: Instant) -> Result<Token, ApiError> {
         let mut slot = self.token.lock().await;
@@ -324,62 +339,71 @@ impl Client {
         deadline: Instant,
     ) -> Result<Reply, ApiError> {
         let call = format!("{method} {}", path.split('?').next().unwrap_or(path));
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left < MIN_REQUEST_TIME {
-                let kind = ApiErrorKind::Deadline;
-                return Err(ApiError {
-                    attempts: attempt - 1,
-                    ..ApiError::new(&call, &self.api, kind)
-                });
-            }
-            let started = Instant::now();
-            let result = self
-                .send_once(&method, path, &call, body, auth, self.timeout.min(left))
-                .await;
-            let transient = match &result {
-                Ok(r) => r.status == 429 || r.status >= 500,
-                Err(e) => matches!(
-                    e.kind,
-                    ApiErrorKind::Transport {
-                        cause: Transport::Connect | Transport::Timeout | Transport::Other,
-                        ..
+        let call = call.as_str();
+        let (result, attempts) =
+            within_deadline(BACKOFF, MAX_ATTEMPTS, deadline, MIN_REQUEST_TIME, |_| {
+                let method = method.clone();
+                async move {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left < MIN_REQUEST_TIME {
+                        return Attempt::Done(Err(Err(ApiError {
+                            attempts: 0,
+                            ..ApiError::new(call, &self.api, ApiErrorKind::Deadline)
+                        })));
                     }
-                ),
-            };
-            match &result {
-                Ok(r) => tracing::debug!(
-                    "{}: {call} -> {} in {} ms",
-                    self.name,
-                    r.status,
-                    started.elapsed().as_millis()
-                ),
-                Err(e) => tracing::debug!(
-                    "{}: {call} failed after {} ms: {}",
-                    self.name,
-                    started.elapsed().as_millis(),
-                    e.describe()
-                ),
-            }
-            let delay = backoff(attempt);
-            if !transient
-                || attempt >= MAX_ATTEMPTS
-                || Instant::now() + delay + MIN_REQUEST_TIME >= deadline
-            {
-                return match result {
-                    Ok(r) => Ok(Reply {
-                        attempts: attempt,
-                        ..r
-                    }),
-                    Err(e) => Err(ApiError {
-                        attempts: attempt,
-                        ..e
-                    }),
-                };
-            }
-            tokio::time::sleep(delay).await;
+                    let started = Instant::now();
+                    let result = self
+                        .send_once(&method, path, call, body, auth, self.timeout.min(left))
+                        .await;
+                    match &result {
+                        Ok(r) => tracing::debug!(
+                            "{}: {call} -> {} in {} ms",
+                            self.name,
+                            r.status,
+                            started.elapsed().as_millis()
+                        ),
+                        Err(e) => tracing::debug!(
+                            "{}: {call} failed after {} ms: {}",
+                            self.name,
+                            started.elapsed().as_millis(),
+                            e.describe()
+                        ),
+                    }
+                    let transient = match &result {
+                        Ok(r) => r.status == 429 || r.status >= 500,
+                        Err(e) => matches!(
+                            e.kind,
+                            ApiErrorKind::Transport {
+                                cause: Transport::Connect | Transport::Timeout | Transport::Other,
+                                ..
+                            }
+                        ),
+                    };
+                    match result {
+                        // A 5xx answer is retried like a failure, and returned as an answer
+                        // when the tries run out.
+                        Ok(r) if transient => Attempt::Again(Ok(r)),
+                        Err(e) if transient => Attempt::Again(Err(e)),
+                        other => Attempt::Done(other.map_err(Err)),
+                    }
+                }
+            })
+            .await;
+        let last = match result {
+            Ok(r) => Ok(r),
+            Err(Ok(r)) => Ok(r),
+            Err(Err(e)) => Err(e),
+        };
+        match last {
+            Ok(r) => Ok(Reply { attempts, ..r }),
+            Err(e) => Err(ApiError {
+                attempts: if e.kind == ApiErrorKind::Deadline {
+                    attempts.saturating_sub(1)
+                } else {
+                    attempts
+                },
+                ..e
+            }),
         }
     }
 
@@ -437,7 +461,19 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
-        let bytes = resp.bytes().await.map_err(transport)?;
+        let bytes = read_capped(resp, self.max_body(path))
+            .await
+            .map_err(|e| match e {
+                Capped::Transport(e) => transport(e),
+                Capped::TooLarge(limit) => ApiError::new(
+                    call,
+                    &self.api,
+                    ApiErrorKind::Unexpected(format!(
+                        "{status} with an answer larger than {} MiB (cut off)",
+                        limit >> 20
+                    )),
+                ),
+            })?;
         let body = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
         let summary = if bytes.is_empty() {
             "an empty answer"
@@ -458,17 +494,33 @@ impl Client {
     }
 }
 
+/// Why a body was not read.
+enum Capped {
+    Transport(reqwest::Error),
+    TooLarge(usize),
+}
+
+/// Reads a body up to `limit` bytes, chunk by chunk: a huge answer (issue 6 saw 1.5 GB) is
+/// cut off instead of filling memory, and the request's timeout bounds the time.
+async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<bytes::Bytes, Capped> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(Capped::TooLarge(limit));
+    }
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(Capped::Transport)? {
+        if buf.len() + chunk.len() > limit {
+            return Err(Capped::TooLarge(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
 /// True for the answers that mean "this token is no good" (not "you may not do this").
 fn token_refused(reply: &Reply) -> bool {
     let message = reply.message();
     (reply.status == 401 && message == "auth token expired")
         || (reply.status == 403 && message == "auth token is invalid")
-}
-
-/// 100 ms, 200 ms, 400 ms, ... each ± 50 %.
-fn backoff(attempt: u32) -> Duration {
-    let base = FIRST_BACKOFF.saturating_mul(1 << attempt.saturating_sub(1).min(10));
-    base.mul_f64(0.5 + fastrand::f64())
 }
 
 fn transport_kind(e: &reqwest::Error, timeout: Duration) -> ApiErrorKind {
@@ -532,22 +584,6 @@ fn error_chain(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter() {
-        for _ in 0..100 {
-            let b1 = backoff(1);
-            assert!(
-                b1 >= Duration::from_millis(50) && b1 <= Duration::from_millis(150),
-                "{b1:?}"
-            );
-            let b2 = backoff(2);
-            assert!(
-                b2 >= Duration::from_millis(100) && b2 <= Duration::from_millis(300),
-                "{b2:?}"
-            );
-        }
-    }
 
     fn reply(status: u16, body: serde_json::Value) -> Reply {
         Reply {

@@ -105,7 +105,8 @@ impl ApiError {
     pub fn new(call: impl Into<String>, api: impl Into<String>, kind: ApiErrorKind) -> ApiError {
         ApiError {
             call: call.into(),
-            api: api.into(),
+            // Credentials in the URL never reach a message (issue 6).
+            api: netban_core::config::redact_userinfo(&api.into()),
             kind,
             attempts: 1,
         }
@@ -124,7 +125,9 @@ impl ApiError {
             {
                 Retry::Soon
             }
-            ApiErrorKind::Status { .. } | ApiErrorKind::Unexpected(_) => Retry::Later,
+            // A garbled success answer is most likely a proxy or a passing fault: soon.
+            ApiErrorKind::Unexpected(_) => Retry::Soon,
+            ApiErrorKind::Status { .. } => Retry::Later,
         }
     }
 

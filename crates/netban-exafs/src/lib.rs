@@ -8,8 +8,10 @@
 //!                   ExafsSink::check --> GET    /api/v3/auth + /rules     (netban check)
 //! ```
 //!
-//! - [`sink`]: the [`netban_core::Sink`] implementation and expiry rounding.
-//! - [`mark`]: how netban recognises its own rules by their comment.
+//! - [`config`]: the sink's keys (`type = "exafs"`).
+//! - [`sink`]: the [`netban_core::Sink`] implementation; [`rules`]: the rule operations;
+//!   [`expiry`]: expiry rounding.
+//! - [`comment`]: the comment stored with a rule, and who made a rule, read from it.
 //! - [`client`]: HTTP, the token (memory, cache file, `GET /auth`), deadlines and retries.
 //! - [`token`]: the JWT's expiry and the per-sink token cache file.
 //! - [`api`]: the JSON ExaFS sends and expects.
@@ -20,11 +22,15 @@
 
 pub mod api;
 pub mod client;
+pub mod comment;
+pub mod config;
 pub mod error;
+pub mod expiry;
 pub mod listing_cache;
-pub mod mark;
+mod rules;
 pub mod sink;
 pub mod token;
 
+pub use config::ExafsConfig;
 pub use error::{ApiError, ExafsError};
 pub use sink::ExafsSink;

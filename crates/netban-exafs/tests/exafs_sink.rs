@@ -4,33 +4,43 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use netban_core::config::{Config, ExafsConfig, SinkConfig};
+use netban_core::config::{DriverConfig, SinkEnv};
+use netban_core::owner::{Mark, Owner};
 use netban_core::sink::{Applied, Change, LeaseInfo, Outcome, Retry, Sink, SinkError};
 use netban_core::{Target, Until};
+use netban_exafs::ExafsConfig;
 use netban_exafs::ExafsSink;
 use netban_testsupport::exafs::{ExaFs, ExaFsOptions, now_unix};
 use netban_testsupport::proxy::{FaultProxy, Mode};
 
 const HOST: &str = "web-01";
+/// The instance id of the test's state; the mark of its rules.
+const INSTANCE: &str = "0123456789ab";
+const MARK: &str = "netban:web-01:0123456789ab";
 const POST_RTBH: &str = "/api/v3/rules/rtbh";
 const AUTH: &str = "/api/v3/auth";
 
 fn config(url: &str, key: &str, extra: &str) -> ExafsConfig {
-    let text = format!(
-        "[[sink]]\nname = \"exafs\"\ntype = \"exafs\"\nurl = {url:?}\napi_key = {key:?}\ncommunity = 1\n{extra}"
-    );
-    match Config::parse(&text, Path::new("test.toml"))
-        .expect("valid config")
-        .sinks
-        .remove(0)
-    {
-        SinkConfig::Exafs(c) => c,
-        other => panic!("not an exafs sink: {other:?}"),
+    let text = format!("url = {url:?}\napi_key = {key:?}\ncommunity = 1\n{extra}");
+    let c: ExafsConfig = toml::from_str(&text).expect("valid config");
+    c.validate().expect("valid values");
+    c
+}
+
+fn env(state: &Path) -> SinkEnv {
+    SinkEnv {
+        state_dir: state.to_path_buf(),
+        host_id: HOST.into(),
+        mark: Mark::new(HOST, INSTANCE),
     }
 }
 
+fn new_sink(c: &ExafsConfig, state: &Path) -> Result<ExafsSink, netban_exafs::ExafsError> {
+    ExafsSink::new("exafs", c, &env(state))
+}
+
 fn sink_with(url: &str, key: &str, state: &Path, extra: &str) -> ExafsSink {
-    ExafsSink::new(&config(url, key, extra), state, HOST).expect("sink builds")
+    new_sink(&config(url, key, extra), state).expect("sink builds")
 }
 
 fn sink(url: &str, key: &str, state: &Path) -> ExafsSink {
@@ -64,6 +74,7 @@ fn remove(target: &str, remote_id: Option<&str>) -> Change {
         target: Target::parse(target).expect("target"),
         remote_id: remote_id.map(str::to_string),
         lease: lease("sshd", Until::At(now_unix() + 3600)),
+        adopted: false,
     }
 }
 
@@ -121,14 +132,16 @@ async fn add_creates_an_active_rule_with_prefix_community_expiry_and_comment() {
     let rule = &rules[0];
     assert!(rule.is_active(), "{rule:?}");
     assert_eq!(rule.community_id, 1);
-    assert_eq!(rule.comment.as_deref(), Some("netban web-01 sshd"));
+    assert_eq!(rule.comment, Some(format!("{MARK} sshd")));
     assert_eq!(rule.expires, Some(sent));
     assert_eq!(
         applied,
         Applied {
             remote_id: Some(rule.id.to_string()),
             expires: Some(sent),
-            not_enforced: None
+            not_enforced: None,
+            owner: Owner::This,
+            absent: false,
         }
     );
 }
@@ -552,20 +565,21 @@ async fn held_lists_our_rules_marked_and_foreign_rules_unmarked() {
             .cloned()
     };
     let h = find("192.0.2.22").expect("our rule");
-    assert!(h.marked);
+    assert_eq!(h.owner, Owner::This);
     assert_eq!(
         (h.remote_id.clone(), h.expires, h.not_enforced.clone()),
         (ours.remote_id, ours.expires, None)
     );
     let h = find("2001:db8::22").expect("our permanent rule");
-    assert!(h.marked);
+    assert_eq!(h.owner, Owner::This);
     assert_eq!(h.expires, perm.expires);
     let h = find("192.0.2.23").expect("foreign rule");
-    assert!(!h.marked);
+    assert_eq!(h.owner, Owner::Foreign);
     assert_eq!(h.remote_id, Some(foreign.to_string()));
     let h = find("192.0.2.24").expect("another host's netban rule");
-    assert!(
-        !h.marked,
+    assert_eq!(
+        h.owner,
+        Owner::Host("web-02".into()),
         "another host's rules are not this host's to remove"
     );
     assert_eq!(h.remote_id, Some(other_host.to_string()));
@@ -630,7 +644,7 @@ async fn check_reports_what_it_reached() {
     assert!(line.contains("token valid until"), "{line}");
     assert!(line.contains("community 1 is 65535:65283"), "{line}");
     assert!(
-        line.contains("2 RTBH rules (1 by netban on this host)"),
+        line.contains("2 RTBH rules on it: 1 by this netban"),
         "{line}"
     );
     // A community the key cannot use.
@@ -638,7 +652,7 @@ async fn check_reports_what_it_reached() {
         community: 9,
         ..config(&exafs.url(), exafs.api_key(), "")
     };
-    let bad = ExafsSink::new(&cfg, state.path(), HOST).unwrap();
+    let bad = new_sink(&cfg, state.path()).unwrap();
     let e = bad
         .check(soon(20))
         .await
@@ -886,12 +900,7 @@ async fn secrets_never_reach_the_log() {
         format!("{header}\n{}\n", forged_jwt(now_unix() + 86_400)),
     )
     .unwrap();
-    let again = ExafsSink::new(
-        &config(&exafs.url(), exafs.api_key(), ""),
-        state.path(),
-        HOST,
-    )
-    .unwrap();
+    let again = new_sink(&config(&exafs.url(), exafs.api_key(), ""), state.path()).unwrap();
     apply_one(&again, remove("192.0.2.40", a.remote_id.as_deref()))
         .await
         .expect("removed");

@@ -1,12 +1,14 @@
 //! Everything a command needs, built in the order that keeps `netban ban` cheap: the config
-//! (exit 3 when it is wrong), logging, then the store and the guard only when asked for.
+//! and its sinks (exit 3 when wrong), logging, then the store, the guard and the engine only
+//! when asked for.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use netban_core::config::{Config, DEFAULT_CONFIG_PATH};
+use netban_core::config::{Config, DEFAULT_CONFIG_PATH, SinkDef, SinkEnv};
 use netban_core::guard::Guard;
+use netban_core::owner::Mark;
 use netban_core::reconcile::Engine;
 use netban_core::store::Store;
 
@@ -17,9 +19,34 @@ use crate::logging;
 /// The embedded default: no sinks, state under /var/lib/netban (root) or the user's state dir.
 const EMBEDDED_DEFAULT: &str = include_str!("../../../dist/netban.default.toml");
 
+/// Where the config came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// `--config` or `$NETBAN_CONFIG`.
+    Given(PathBuf),
+    /// `/etc/netban/netban.toml`, found without being asked for.
+    Default(PathBuf),
+    /// No file: the embedded default.
+    Embedded,
+}
+
+impl ConfigSource {
+    pub fn describe(&self) -> String {
+        match self {
+            ConfigSource::Given(p) => p.display().to_string(),
+            ConfigSource::Default(p) => format!("{} (the default path)", p.display()),
+            ConfigSource::Embedded => {
+                "none found: the embedded default (no sinks; pass --config or create /etc/netban/netban.toml)"
+                    .to_string()
+            }
+        }
+    }
+}
+
 pub struct Context {
     pub config: Config,
-    pub config_path: PathBuf,
+    pub sinks: Vec<SinkDef>,
+    pub source: ConfigSource,
     pub dry_run: bool,
     pub json: bool,
     store: Option<Arc<Store>>,
@@ -27,16 +54,20 @@ pub struct Context {
 }
 
 impl Context {
-    /// Loads the config and sets up logging.
+    /// Loads the config and its sinks, and sets up logging.
     pub fn load(cli: &Cli) -> CliResult<Context> {
-        let (config, path) = load_config(cli.config.as_deref())?;
+        let (config, source) = load_config(cli.config.as_deref())?;
+        let sinks = crate::sinks::define(&config).map_err(|e| CliError::Config(e.to_string()))?;
         logging::init(&config.log, cli.verbose);
-        if config.has_inline_secret() {
-            warn_if_readable(&path);
+        if config.has_inline_secret(&sinks)
+            && let ConfigSource::Given(p) | ConfigSource::Default(p) = &source
+        {
+            warn_if_readable(p);
         }
         Ok(Context {
             config,
-            config_path: path,
+            sinks,
+            source,
             dry_run: cli.dry_run,
             json: cli.json,
             store: None,
@@ -55,28 +86,52 @@ impl Context {
     }
 
     /// The guard, built on first use (it reads the allowlists and lists this host's
-    /// addresses: once per process, not once for the ban and again for its delivery). A
-    /// broken allowlist is a configuration error.
+    /// addresses: once per process). A broken allowlist never fails a command: its last good
+    /// version stays in force and the problem is reported once.
     pub fn guard(&mut self) -> CliResult<Guard> {
         if let Some(g) = &self.guard {
             return Ok(g.clone());
         }
-        let g = Guard::new(&self.config.guard).map_err(|e| CliError::Config(e.to_string()))?;
+        let state_dir = self.store()?.dir().to_path_buf();
+        let g = Guard::new(&self.config.guard, Some(&state_dir));
+        for p in g.problems() {
+            tracing::warn!("guard: {p}; fix the file");
+        }
         self.guard = Some(g.clone());
         Ok(g)
+    }
+
+    /// What drivers get: the state dir, the host id, this instance's mark.
+    pub fn env(&mut self) -> CliResult<SinkEnv> {
+        let store = self.store()?;
+        let host_id = self.config.host_id();
+        Ok(SinkEnv {
+            state_dir: self.config.state_dir.clone(),
+            mark: Mark::new(&host_id, store.instance()),
+            host_id,
+        })
     }
 
     /// The reconcile engine over every configured sink.
     pub fn engine(&mut self) -> CliResult<Engine> {
         let store = self.store()?;
         let guard = self.guard()?;
+        let env = self.env()?;
         Ok(Engine::new(
             store,
             guard,
-            &self.config.sinks,
-            Box::new(crate::sinks::Factory::new(&self.config)),
+            self.sinks.clone(),
+            env,
             self.config.reconcile.clone(),
         ))
+    }
+
+    /// The config file's path, when there is one.
+    pub fn config_path(&self) -> Option<&Path> {
+        match &self.source {
+            ConfigSource::Given(p) | ConfigSource::Default(p) => Some(p),
+            ConfigSource::Embedded => None,
+        }
     }
 }
 
@@ -88,16 +143,20 @@ pub fn runtime() -> CliResult<tokio::runtime::Runtime> {
         .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))
 }
 
-fn load_config(explicit: Option<&Path>) -> CliResult<(Config, PathBuf)> {
+/// Loads the config the CLI names, or the default file, or the embedded default.
+pub fn load_config(explicit: Option<&Path>) -> CliResult<(Config, ConfigSource)> {
     let to_cli = |e: netban_core::config::ConfigError| CliError::Config(e.to_string());
     if let Some(path) = explicit {
-        return Ok((Config::load(path).map_err(to_cli)?, path.to_path_buf()));
+        return Ok((
+            Config::load(path).map_err(to_cli)?,
+            ConfigSource::Given(path.to_path_buf()),
+        ));
     }
     let default = Path::new(DEFAULT_CONFIG_PATH);
     if default.exists() {
         return Ok((
             Config::load(default).map_err(to_cli)?,
-            default.to_path_buf(),
+            ConfigSource::Default(default.to_path_buf()),
         ));
     }
     // No config anywhere: run on the embedded default (no sinks: leases are recorded and
@@ -114,10 +173,10 @@ fn load_config(explicit: Option<&Path>) -> CliResult<(Config, PathBuf)> {
             .unwrap_or_else(|| PathBuf::from(home).join(".local/state"));
         config.state_dir = base.join("netban");
     }
-    Ok((config, PathBuf::from("<embedded default>")))
+    Ok((config, ConfigSource::Embedded))
 }
 
-/// The config names an API key or token inline: it must not be readable by others.
+/// The config names a secret inline: it must not be readable by others.
 fn warn_if_readable(path: &Path) {
     if let Ok(meta) = std::fs::metadata(path) {
         let mode = meta.permissions().mode();

@@ -1,40 +1,35 @@
 //! Delivery after a lease change: hand it to the daemon, or do it inline within a deadline.
 //!
-//! When a daemon is running, the CLI writes one line (`{"op":"poke"}`) to its unix socket and
-//! returns: no network I/O on fail2ban's path. Otherwise the CLI reconciles the changed
-//! targets itself, then any other work that is due, until `reconcile.inline_deadline`.
-//! Whatever is not done stays pending in the store for the next call or `netban sync`.
+//! When a daemon is running, the CLI pokes it on its control socket and returns once the
+//! daemon says it took the work: no network I/O on fail2ban's path. Otherwise (no daemon, or
+//! one too busy to answer) the CLI reconciles the changed targets itself, then any other work
+//! that is due, until `reconcile.inline_deadline`. Whatever is not done stays pending in the
+//! store for the next call or `netban sync`.
 
-use std::io::Write;
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use netban_core::Target;
 use netban_core::clock;
-use netban_core::lock::ReconcileLock;
 use netban_core::reconcile::{PassOptions, Scope};
 
 use crate::context::Context;
 use crate::exit::{CliError, CliResult};
+use crate::protocol::{self, Request};
 
 /// How many targets left pending by earlier calls one inline call picks up.
 const PICK_UP: usize = 256;
-
-/// The line a CLI sends the daemon after changing leases.
-pub const POKE: &[u8] = b"{\"op\":\"poke\"}\n";
+/// How long a poke waits for the daemon's answer.
+const POKE_WAIT: Duration = Duration::from_secs(1);
 
 /// True when a daemon took the poke.
 pub fn poke_daemon(socket: &Path) -> bool {
-    let Ok(mut sock) = UnixStream::connect(socket) else {
-        return false;
-    };
-    sock.write_all(POKE).is_ok()
+    protocol::call(socket, &Request::Poke, POKE_WAIT).is_some_and(|r| r.ok)
 }
 
 /// Delivers changes to `targets`: through the daemon when it runs, inline otherwise.
 pub fn deliver(ctx: &mut Context, targets: Vec<Target>) -> CliResult {
-    if ctx.config.sinks.is_empty() {
+    if ctx.sinks.is_empty() {
         return Ok(());
     }
     if poke_daemon(&ctx.config.socket_path()) {
@@ -55,28 +50,22 @@ pub fn deliver(ctx: &mut Context, targets: Vec<Target>) -> CliResult {
 }
 
 fn inline(ctx: &mut Context, scope: Scope, deadline: Instant) -> CliResult {
-    let Some(_lock) = ReconcileLock::acquire(&ctx.config.state_dir, deadline)? else {
-        tracing::info!("another netban process is delivering; this change stays pending for it");
-        return Ok(());
-    };
     let engine = ctx.engine()?;
     let store = ctx.store()?;
     let opts = PassOptions {
         deadline,
         force: false,
         repair: false,
-        dry_run: ctx.dry_run,
+        dry_run: false,
     };
     let rt = crate::context::runtime()?;
     rt.block_on(async {
         let report = engine.run(&scope, opts).await?;
-        if !report.converged() {
-            for s in report.sinks.iter().filter(|s| !s.converged()) {
-                tracing::info!(
-                    "{}: work left pending for the next netban call or `netban sync`",
-                    s.sink
-                );
-            }
+        for s in report.sinks.iter().filter(|s| !s.converged()) {
+            tracing::info!(
+                "{}: work left pending for the next netban call or `netban sync`",
+                s.sink
+            );
         }
         // Pick up what earlier calls left pending, while time remains.
         if Instant::now() < deadline {
@@ -89,7 +78,7 @@ fn inline(ctx: &mut Context, scope: Scope, deadline: Instant) -> CliResult {
     })
 }
 
-/// True when a daemon accepts connections on the socket.
+/// True when a daemon answers on the socket.
 pub fn daemon_alive(socket: &Path) -> bool {
-    UnixStream::connect(socket).is_ok()
+    protocol::call(socket, &Request::Ping, POKE_WAIT).is_some_and(|r| r.ok)
 }

@@ -4,7 +4,11 @@
 //! fail2ban reads an action's output only after it exits, and a large output blocks it, so a
 //! successful `netban ban` prints nothing. Decisions (banned, skipped because ..., pending
 //! because ...) are one line each at info. Secrets never reach a log line: config types
-//! redact them in `Debug`, and no code formats a key or token.
+//! redact them in `Debug`, no code formats a key or token, and every line passes through
+//! [`netban_core::config::redact_userinfo`] on its way out (a URL pasted with its password
+//! is redacted in stderr, the file, syslog and journald alike).
+//!
+//! stderr lines are `2026-12-02T10:10:00Z WARN message`: a timestamp, the level, the text.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -28,10 +32,8 @@ pub fn init(config: &LogConfig, verbose: u8) {
     };
     let level = parse_level(&config.level);
     let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .without_time()
-        .with_target(false)
-        .with_ansi(false)
+        .with_writer(|| Redacting(std::io::stderr()))
+        .event_format(Line)
         .with_filter(stderr_level);
 
     let file = config.file.as_ref().and_then(|path| {
@@ -41,13 +43,15 @@ pub fn init(config: &LogConfig, verbose: u8) {
             .mode(0o640)
             .open(path)
         {
-            Ok(f) => Some(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(Mutex::new(f))
-                    .with_target(false)
-                    .with_ansi(false)
-                    .with_filter(level),
-            ),
+            Ok(f) => {
+                let f = std::sync::Arc::new(Mutex::new(f));
+                Some(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(move || Redacting(SharedFile(f.clone())))
+                        .event_format(Line)
+                        .with_filter(level),
+                )
+            }
             Err(e) => {
                 eprintln!(
                     "netban: cannot open log file {}: {e}; logging to stderr only",
@@ -149,7 +153,7 @@ impl Drop for SyslogLine {
         }) else {
             return;
         };
-        let text = String::from_utf8_lossy(&self.buf);
+        let text = netban_core::config::redact_userinfo(&String::from_utf8_lossy(&self.buf));
         let msg = format!(
             "<{}>netban[{}]: {}",
             3 * 8 + self.severity,
@@ -158,5 +162,53 @@ impl Drop for SyslogLine {
         );
         // Best effort: a full or missing syslog never fails a ban.
         let _ = sock.send(msg.as_bytes());
+    }
+}
+
+/// One log line: `2026-12-02T10:10:00Z WARN message`.
+struct Line;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Line
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let now = netban_core::clock::format_utc(netban_core::clock::now());
+        write!(writer, "{now} {} ", event.metadata().level())?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// Redacts URL credentials in whatever passes through (one formatted line per write).
+struct Redacting<W: Write>(W);
+
+impl<W: Write> Write for Redacting<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(data);
+        let clean = netban_core::config::redact_userinfo(&text);
+        self.0.write_all(clean.as_bytes())?;
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// The log file, shared by every event's writer.
+struct SharedFile(std::sync::Arc<Mutex<std::fs::File>>);
+
+impl Write for SharedFile {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).write(data)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).flush()
     }
 }

@@ -1,35 +1,36 @@
-//! Builds sink drivers from their config: the one place that knows every driver crate.
+//! The one list of sink drivers: `type` to the driver's config struct. Adding a sink is a
+//! crate and one line here.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use netban_core::config::{Config, ConfigError, SinkDef};
 
-use netban_core::Sink;
-use netban_core::config::{Config, SinkConfig};
-use netban_core::exec::ExecSink;
-use netban_core::reconcile::SinkFactory;
+/// The driver types, for messages.
+pub const TYPES: &[&str] = &["exafs", "exec"];
 
-pub struct Factory {
-    state_dir: PathBuf,
-    host: String,
-}
-
-impl Factory {
-    pub fn new(config: &Config) -> Factory {
-        Factory {
-            state_dir: config.state_dir.clone(),
-            host: config.host_id(),
+/// Every configured sink, read by its driver (a NETCONF `devices` list becomes one sink per
+/// device); names are unique.
+pub fn define(config: &Config) -> Result<Vec<SinkDef>, ConfigError> {
+    let mut out: Vec<SinkDef> = Vec::new();
+    for s in &config.sinks {
+        let defs = match s.common.kind.as_str() {
+            "exafs" => s.define::<netban_exafs::ExafsConfig>()?,
+            "exec" => s.define::<netban_core::exec::ExecConfig>()?,
+            other => {
+                return Err(s.invalid(format!(
+                    "sink {:?}: unknown type {other:?}; known types: {}",
+                    s.common.name,
+                    TYPES.join(", ")
+                )));
+            }
+        };
+        for d in defs {
+            if out.iter().any(|o| o.name() == d.name()) {
+                return Err(s.invalid(format!(
+                    "two sinks are named {:?}; sink names must be unique",
+                    d.name()
+                )));
+            }
+            out.push(d);
         }
     }
-}
-
-impl SinkFactory for Factory {
-    fn build(&self, config: &SinkConfig) -> Result<Arc<dyn Sink>, String> {
-        Ok(match config {
-            SinkConfig::Exafs(c) => Arc::new(
-                netban_exafs::ExafsSink::new(c, &self.state_dir, &self.host)
-                    .map_err(|e| format!("{}: {e}", c.name))?,
-            ),
-            SinkConfig::Exec(c) => Arc::new(ExecSink::new(c, &self.host)?),
-        })
-    }
+    Ok(out)
 }

@@ -1,15 +1,18 @@
-//! What each sink holds and what is pending, per target: the shared picture behind `list`
-//! and `status` (and later the dashboard). Computed from the store alone, no network.
+//! What each sink holds and what is pending, per target: the shared picture behind `list`,
+//! `status`, `explain` (and the dashboard). Computed from the store alone, no network;
+//! [`remote`] adds what the sinks really list.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
-use netban_core::Target;
-use netban_core::plan::Step;
 use netban_core::reconcile::Engine;
+use netban_core::reconcile::plan::Step;
+use netban_core::sink::HeldEntry;
 use netban_core::store::{RecordState, SinkRecord, StoreError};
+use netban_core::{Owner, Target};
 use serde::Serialize;
 
-/// One target on one sink.
+/// One target on one sink, as netban believes it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Entry {
@@ -18,6 +21,12 @@ pub enum Entry {
         remote_id: Option<String>,
         expires: Option<i64>,
         not_enforced: Option<String>,
+        /// netban took the entry over from another state (a migration, a lost state).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        adopted: bool,
+        /// Somebody else made the entry; netban leaves it in place at the last unban.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        foreign_owner: Option<String>,
     },
     /// Not delivered yet (or being extended).
     Pending {
@@ -42,12 +51,21 @@ impl Entry {
                 not_enforced: Some(_),
                 ..
             } => "NOT ENFORCED".into(),
+            Entry::InPlace {
+                foreign_owner: Some(_),
+                ..
+            } => "in place (not netban's)".into(),
+            Entry::InPlace { adopted: true, .. } => "in place (adopted)".into(),
             Entry::InPlace { .. } => "in place".into(),
             Entry::Pending { attempts: 0, .. } => "pending".into(),
             Entry::Pending { attempts, .. } => format!("failing ({attempts})"),
             Entry::Removing { attempts: 0, .. } => "removing".into(),
             Entry::Removing { attempts, .. } => format!("removing, failing ({attempts})"),
         }
+    }
+
+    pub fn in_place(&self) -> bool {
+        matches!(self, Entry::InPlace { .. })
     }
 }
 
@@ -70,19 +88,19 @@ pub fn sinks(engine: &Engine, now: i64) -> Result<Vec<SinkView>, StoreError> {
         let mut entries = BTreeMap::new();
         for d in desired.values() {
             let rec = recs.get(&d.target);
-            let planned = plan.steps.iter().any(|s| s.target() == &d.target);
+            let planned = plan
+                .steps
+                .iter()
+                .any(|s| s.target() == &d.target && s.calls_sink());
             let entry = match rec {
                 Some(r) if r.state == RecordState::Held && !planned => Entry::InPlace {
                     remote_id: r.remote_id.clone(),
                     expires: r.expires,
                     not_enforced: r.not_enforced.clone(),
+                    adopted: r.adopted,
+                    foreign_owner: r.foreign_owner.clone(),
                 },
-                Some(r) => Entry::Pending {
-                    since: r.updated,
-                    attempts: r.attempts,
-                    next_try: r.next_try,
-                    error: r.last_error.clone(),
-                },
+                Some(r) => pending(r),
                 None => Entry::Pending {
                     since: now,
                     attempts: 0,
@@ -109,4 +127,58 @@ pub fn sinks(engine: &Engine, now: i64) -> Result<Vec<SinkView>, StoreError> {
         out.push(SinkView { name, entries });
     }
     Ok(out)
+}
+
+fn pending(r: &SinkRecord) -> Entry {
+    Entry::Pending {
+        since: r.updated,
+        attempts: r.attempts,
+        next_try: r.next_try,
+        error: r.last_error.clone(),
+    }
+}
+
+/// What one sink really lists, or why it could not be asked.
+pub struct Remote {
+    pub name: String,
+    pub listed: Result<Option<Vec<HeldEntry>>, String>,
+}
+
+/// Asks every sink what it holds (`list --remote`, `explain --remote`).
+pub fn remote(engine: &Engine, timeout: Duration) -> Vec<Remote> {
+    let Ok(rt) = crate::context::runtime() else {
+        return Vec::new();
+    };
+    let env = engine.env().clone();
+    rt.block_on(async {
+        let mut out = Vec::new();
+        for slot in engine.slots() {
+            let deadline = Instant::now() + timeout;
+            let listed = match slot.sink(&env) {
+                Ok(sink) => sink.held(deadline).await.map_err(|e| e.message),
+                Err(e) => Err(e),
+            };
+            out.push(Remote {
+                name: slot.name().to_string(),
+                listed,
+            });
+        }
+        out
+    })
+}
+
+/// How an entry on a sink compares with netban's belief, in words.
+pub fn drift(believed: Option<&Entry>, listed: &[&HeldEntry]) -> Option<String> {
+    match (believed, listed.first()) {
+        (Some(e), None) if e.in_place() => Some(
+            "MISSING on the sink (removed behind netban's back? the next sync re-adds it)".into(),
+        ),
+        (None, Some(h)) => Some(match &h.owner {
+            Owner::Foreign => "on the sink, not netban's (left alone)".to_string(),
+            o => format!("on the sink, not banned here ({})", o.describe()),
+        }),
+        (Some(Entry::Removing { .. }), Some(_)) => Some("on the sink, removal pending".into()),
+        _ if listed.len() > 1 => Some(format!("{} copies on the sink", listed.len())),
+        _ => None,
+    }
 }

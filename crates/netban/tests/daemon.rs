@@ -36,8 +36,8 @@ const START_WAIT: Duration = Duration::from_secs(60);
 /// The host id of every test netban; ExaFS comments are `netban test-host JAIL`.
 const HOST: &str = "test-host";
 
-/// The comment prefix that marks this host's netban rules.
-const MARK: &str = "netban test-host ";
+/// The start of the ownership mark of this host's netban rules (`netban:<host>:<instance>`).
+const MARK: &str = "netban:test-host:";
 
 // ------------------------------------------------------------------------------------------
 // Set-up: ExaFS, proxy, netban config, daemon
@@ -1083,13 +1083,14 @@ fn drift_is_repaired_and_foreign_rules_are_left_alone() {
         deleted_at.elapsed()
     );
     assert_eq!(
-        back.comment.as_deref(),
-        Some("netban test-host sshd"),
-        "re-created by netban with its comment"
+        back.comment,
+        Some(format!("{} sshd", env.nb.mark())),
+        "re-created by netban with its mark and comment"
     );
 
-    // Foreign rules: a human's, another host's netban rule, and one with this host's mark
-    // that no lease wants.
+    // Rules netban must not delete: a human's, another host's netban rule, and two with this
+    // host's mark that this state has no record of (one from netban 0.1, one with this very
+    // state's mark, as after a restore from an old backup): kept until they expire, loudly.
     let far = now_unix() + 30 * 86_400;
     let human = env
         .exafs
@@ -1100,9 +1101,14 @@ fn drift_is_repaired_and_foreign_rules_are_left_alone() {
     let stray = env
         .exafs
         .create_foreign_rule("198.51.100.202/32", far, "netban test-host sshd");
+    let restored =
+        env.exafs
+            .create_foreign_rule("198.51.100.203/32", far, &format!("{} sshd", env.nb.mark()));
     let before = (
         env.exafs.rule(human).expect("human rule"),
         env.exafs.rule(other_host).expect("other host's rule"),
+        env.exafs.rule(stray).expect("0.1 rule"),
+        env.exafs.rule(restored).expect("restored state's rule"),
     );
 
     // Let at least 3 full repairs happen after they exist.
@@ -1114,14 +1120,12 @@ fn drift_is_repaired_and_foreign_rules_are_left_alone() {
         || env.ctx(),
         || (listings(&env.proxy) >= base + 3).then_some(()),
     );
-    wait_for(
-        "netban removes the unwanted rule carrying this host's mark",
-        Duration::from_secs(30),
-        Duration::from_millis(250),
-        || env.ctx(),
-        || env.exafs.rule(stray).is_none().then_some(()),
+    let after = (
+        env.exafs.rule(human),
+        env.exafs.rule(other_host),
+        env.exafs.rule(stray),
+        env.exafs.rule(restored),
     );
-    let after = (env.exafs.rule(human), env.exafs.rule(other_host));
     assert_eq!(
         after.0.as_ref(),
         Some(&before.0),
@@ -1134,6 +1138,25 @@ fn drift_is_repaired_and_foreign_rules_are_left_alone() {
         "another host's netban rule must be left exactly as it was\n{}",
         env.ctx()
     );
+    assert_eq!(
+        (after.2.as_ref(), after.3.as_ref()),
+        (Some(&before.2), Some(&before.3)),
+        "rules with this host's mark that the state does not know are kept (issue 6)\n{}",
+        env.ctx()
+    );
+    // ... and said so loudly.
+    let status = env.nb.expect(0, &["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    for t in ["198.51.100.202/32", "198.51.100.203/32"] {
+        assert!(
+            text.contains(&format!("WARNING: exafs {t} stays on the sink")),
+            "{t}: {text}"
+        );
+    }
+    assert!(
+        !text.contains("198.51.100.200") && !text.contains("198.51.100.201"),
+        "{text}"
+    );
     // netban's own rules: still exactly one each, active.
     for t in targets {
         assert_eq!(
@@ -1144,7 +1167,7 @@ fn drift_is_repaired_and_foreign_rules_are_left_alone() {
         );
     }
     let total = env.exafs.rtbh_rules().len();
-    assert_eq!(total, 5, "3 of netban's + 2 foreign\n{}", env.ctx());
+    assert_eq!(total, 7, "3 of netban's + 4 it leaves\n{}", env.ctx());
 }
 
 // ------------------------------------------------------------------------------------------

@@ -213,10 +213,9 @@ fn ban_makes_one_active_rule_with_rounded_expiry_and_host_comment_and_unban_remo
     assert!(rule.is_active(), "{rule:?}");
     assert_eq!(rule.rstate, "active rule");
     assert_eq!(rule.community_id, 1, "{rule:?}");
-    assert_eq!(
-        rule.comment.as_deref(),
-        Some(format!("netban {HOST_ID} sshd").as_str())
-    );
+    // The ownership mark (host id and this state's instance), then the comment template.
+    assert_eq!(rule.comment, Some(format!("{} sshd", nb.mark())));
+    assert!(nb.mark().starts_with(&format!("netban:{HOST_ID}:")));
     assert_expiry(&rule, t0 + 600, t1 + 600);
 
     let entry = sink_entry(&nb, "192.0.2.1/32");
@@ -600,7 +599,7 @@ fn a_rule_left_by_a_lost_answer_is_reused_not_duplicated() {
     let body = serde_json::json!({
         "ipv4": "192.0.2.45", "ipv4_mask": 32, "community": 1,
         "expires": ceil600(now_unix() + 600),
-        "comment": format!("netban {HOST_ID} sshd"),
+        "comment": format!("{} sshd", nb.mark()),
     });
     let r = exafs
         .api(exafs.api_key(), "POST", "/rules/rtbh", Some(&body))
@@ -913,8 +912,8 @@ fn hosts_with_a_community_each_keep_their_own_rules() {
     assert_eq!(
         seen,
         [
-            (1, "netban web-01 sshd".to_string()),
-            (2, "netban web-02 sshd".to_string())
+            (1, format!("{} sshd", web1.mark())),
+            (2, format!("{} sshd", web2.mark()))
         ]
     );
     let web1_rule = rules[0].clone();

@@ -10,9 +10,19 @@ pub fn run(ctx: &mut Context) -> CliResult {
     let mut ok = true;
     lines.push(format!(
         "config {}: ok, {} sink(s)",
-        ctx.config_path.display(),
-        ctx.config.sinks.len()
+        ctx.source.describe(),
+        ctx.sinks.len()
     ));
+    let store = ctx.store()?;
+    let env = ctx.env()?;
+    if ctx.config.host_id.is_none() {
+        lines.push(format!(
+            "host: {} (the host name, as host_id is not set: cloned machines share it; set host_id to a name unique in your fleet); mark {}",
+            env.host_id, env.mark
+        ));
+    } else {
+        lines.push(format!("host: {}; mark {}", env.host_id, env.mark));
+    }
     let guard = ctx.guard()?;
     lines.push(format!(
         "guard: refuses IPv4 wider than /{} and IPv6 wider than /{}; {} allowlist entries from files",
@@ -20,54 +30,65 @@ pub fn run(ctx: &mut Context) -> CliResult {
         ctx.config.guard.max_prefix_v6,
         guard.allowlist_len()
     ));
-    let store = ctx.store()?;
+    for p in guard.problems() {
+        ok = false;
+        lines.push(format!("guard: FAILED: {p}; fix the file"));
+    }
     lines.push(format!(
         "state {}: ok, {} leases",
         store.path().display(),
         store.lease_count()?
     ));
-    let factory = crate::sinks::Factory::new(&ctx.config);
+    let web = &ctx.config.web;
+    if !web.listen.is_empty()
+        && !is_loopback(&web.listen)
+        && web.token.is_none()
+        && web.token_file.is_none()
+    {
+        lines.push(format!(
+            "web: WARNING: web.listen = {:?} is reachable from other hosts and has no token; set web.token_file",
+            web.listen
+        ));
+    }
     let rt = crate::context::runtime()?;
     let mut results = Vec::new();
-    for sink_cfg in &ctx.config.sinks {
+    for def in &ctx.sinks {
         let deadline = Instant::now() + Duration::from_secs(15);
-        let result = match netban_core::reconcile::SinkFactory::build(&factory, sink_cfg) {
+        let result = match def.spec.build(def.name(), &env) {
             Err(e) => Err(e),
             Ok(sink) => rt.block_on(sink.check(deadline)).map_err(|e| e.message),
         };
+        let result = result
+            .map(|m| netban_core::config::redact_userinfo(&m))
+            .map_err(|e| netban_core::config::redact_userinfo(&e));
         ok &= result.is_ok();
         match &result {
-            Ok(msg) => lines.push(format!(
-                "sink {} ({}): ok: {msg}",
-                sink_cfg.name(),
-                sink_cfg.kind()
-            )),
-            Err(e) => lines.push(format!(
-                "sink {} ({}): FAILED: {e}",
-                sink_cfg.name(),
-                sink_cfg.kind()
-            )),
+            Ok(msg) => lines.push(format!("sink {} ({}): ok: {msg}", def.name(), def.kind())),
+            Err(e) => lines.push(format!("sink {} ({}): FAILED: {e}", def.name(), def.kind())),
         }
-        results.push(serde_json::json!({"sink": sink_cfg.name(), "type": sink_cfg.kind(), "ok": result.is_ok(), "message": result.unwrap_or_else(|e| e)}));
+        results.push(serde_json::json!({"sink": def.name(), "type": def.kind(), "ok": result.is_ok(), "message": result.unwrap_or_else(|e| e)}));
     }
     if ctx.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"ok": ok, "config": ctx.config_path, "sinks": results})
-            )
-            .unwrap_or_default()
-        );
+        super::print_json(&serde_json::json!({
+            "ok": ok, "config": ctx.config_path(), "host_id": env.host_id,
+            "mark": env.mark.to_string(), "guard_problems": guard.problems(), "sinks": results,
+        }));
     } else {
         for l in &lines {
-            println!("{l}");
+            say!("{l}");
         }
     }
     if ok {
         Ok(())
     } else {
-        Err(CliError::Runtime(
-            "some sinks cannot be reached (see above)".into(),
-        ))
+        Err(CliError::Runtime("some checks failed (see above)".into()))
     }
+}
+
+/// True when `listen` (`host:port`) binds a loopback address.
+pub fn is_loopback(listen: &str) -> bool {
+    listen
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback())
+        || listen.starts_with("localhost:")
 }

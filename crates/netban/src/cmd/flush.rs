@@ -4,15 +4,17 @@
 //! fail2ban restart does not unban everything network-wide and ban it again. (Without an
 //! actionflush, fail2ban would run actionunban for every banned address at stop.)
 
+use netban_core::{clock, leases};
+
 use crate::cli::JailArg;
 use crate::context::Context;
 use crate::exit::CliResult;
-use crate::ops;
+use crate::request;
 
 pub fn run(ctx: &mut Context, a: JailArg) -> CliResult {
     if let Some(j) = &a.jail {
-        ops::parse_jail(j)?;
+        request::parse_jail(j)?;
     }
-    ops::flush(&*ctx.store()?, a.jail.as_deref())?;
+    leases::flush(&*ctx.store()?, a.jail.as_deref(), clock::now())?;
     Ok(())
 }

@@ -1,6 +1,9 @@
-//! `netban status`: daemon, sinks, pending work.
+//! `netban status`: daemon, identity, sinks, pending work, and everything that needs the
+//! operator: entries left on a sink on purpose, broken allowlists, refused bans, jails whose
+//! bans were all unbanned at a fail2ban stop.
 
 use netban_core::clock;
+use serde_json::json;
 
 use crate::context::Context;
 use crate::exit::CliResult;
@@ -11,9 +14,15 @@ pub fn run(ctx: &mut Context) -> CliResult {
     let socket = ctx.config.socket_path();
     let daemon_up = crate::deliver::daemon_alive(&socket);
     let store = ctx.store()?;
-    let leases = store.live_leases(now, None)?;
+    let leases = store.live_lease_count(now)?;
     let engine = ctx.engine()?;
+    let env = engine.env().clone();
+    let guard = engine.guard();
     let sinks = view::sinks(&engine, now)?;
+    let kept = store.kept(None)?;
+    let refusals = store.refusals(None, 10_000)?;
+    let recent_refusals = refusals.iter().filter(|r| r.last >= now - 86_400).count();
+    let mass = store.mass_unbans(now - 7 * 86_400)?;
     let mut out = Vec::new();
     for s in &sinks {
         let mut in_place = 0;
@@ -21,7 +30,7 @@ pub fn run(ctx: &mut Context) -> CliResult {
         let mut failing = 0;
         let mut not_enforced = 0;
         let mut oldest: Option<i64> = None;
-        let mut last_error: Option<&str> = None;
+        let mut last_error: Option<String> = None;
         for e in s.entries.values() {
             match e {
                 Entry::InPlace {
@@ -45,23 +54,37 @@ pub fn run(ctx: &mut Context) -> CliResult {
                     pending += 1;
                     if *attempts > 0 {
                         failing += 1;
-                        last_error = error.as_deref().or(last_error);
+                        if let Some(e) = error {
+                            last_error = Some(netban_core::config::redact_userinfo(e));
+                        }
                     }
                     oldest = Some(oldest.map_or(*since, |o: i64| o.min(*since)));
                 }
             }
         }
-        out.push(serde_json::json!({
+        let kept_here = kept.iter().filter(|k| k.sink == s.name).count();
+        out.push(json!({
             "sink": s.name, "in_place": in_place, "pending": pending, "failing": failing,
-            "not_enforced": not_enforced, "oldest_pending_age": oldest.map(|o| now - o), "last_error": last_error,
+            "not_enforced": not_enforced, "kept": kept_here,
+            "oldest_pending_age": oldest.map(|o| now - o), "last_error": last_error,
         }));
     }
+    let host_defaulted = ctx.config.host_id.is_none();
     if ctx.json {
-        let v = serde_json::json!({"daemon": {"running": daemon_up, "socket": socket}, "leases": leases.len(), "sinks": out});
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        let v = json!({
+            "daemon": {"running": daemon_up, "socket": socket},
+            "config": ctx.source.describe(),
+            "host_id": env.host_id, "host_id_defaulted": host_defaulted,
+            "mark": env.mark.to_string(),
+            "leases": leases, "sinks": out, "kept": kept,
+            "guard_problems": guard.problems(),
+            "refusals_24h": recent_refusals,
+            "mass_unbans": mass.iter().map(|(j, at, n, r)| json!({"jail": j, "at": at, "unbanned": n, "restored": r})).collect::<Vec<_>>(),
+        });
+        super::print_json(&v);
         return Ok(());
     }
-    println!(
+    say!(
         "daemon: {} ({})",
         if daemon_up {
             "running"
@@ -70,7 +93,18 @@ pub fn run(ctx: &mut Context) -> CliResult {
         },
         socket.display()
     );
-    println!("leases: {} live", leases.len());
+    say!("config: {}", ctx.source.describe());
+    say!(
+        "host: {}{}; mark {}",
+        env.host_id,
+        if host_defaulted {
+            " (the host name: set host_id, clones share it)"
+        } else {
+            ""
+        },
+        env.mark
+    );
+    say!("leases: {leases} live");
     for s in &out {
         let mut line = format!(
             "sink {}: {} in place, {} pending",
@@ -91,7 +125,40 @@ pub fn run(ctx: &mut Context) -> CliResult {
         if s["not_enforced"].as_i64().unwrap_or(0) > 0 {
             line.push_str(&format!(", {} NOT ENFORCED by the sink", s["not_enforced"]));
         }
-        println!("{line}");
+        if s["kept"].as_i64().unwrap_or(0) > 0 {
+            line.push_str(&format!(
+                ", {} left on the sink on purpose (below)",
+                s["kept"]
+            ));
+        }
+        say!("{line}");
+    }
+    for k in &kept {
+        say!(
+            "WARNING: {} {} stays on the sink{}: {} ({})",
+            k.sink,
+            k.target,
+            k.expires
+                .map(|e| format!(" until {}", clock::format_utc(e)))
+                .unwrap_or_default(),
+            k.reason,
+            k.owner
+        );
+    }
+    for p in guard.problems() {
+        say!("WARNING: guard: {p}; fix the file");
+    }
+    if recent_refusals > 0 {
+        say!(
+            "guard: refused {recent_refusals} target(s) in the last 24 h (netban explain IP says why)"
+        );
+    }
+    for (jail, at, n, restored) in &mass {
+        say!(
+            "WARNING: jail {jail}: {n} bans were unbanned within seconds at {}{}: fail2ban stopped the jail without the netban action's actionflush (a `reload` that switched actions?); network bans were removed and {restored} re-added. Restart fail2ban (never reload) after changing its netban action.",
+            clock::format_utc(*at),
+            if *restored > 0 { ", then restored" } else { "" }
+        );
     }
     Ok(())
 }

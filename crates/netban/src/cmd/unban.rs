@@ -1,25 +1,75 @@
-//! `netban unban`: end one jail's lease; the target leaves the sinks only when no live lease
-//! is left (another jail, a peer).
+//! `netban unban`: end a ban of an address; the target leaves the sinks only when no live
+//! lease is left (another jail, a peer).
+//!
+//! fail2ban passes `--jail` and ends its own lease. Without `--jail` (an operator at the
+//! shell) every local lease of the address ends, and the command says which (issue 7: it used
+//! to end only the `default` jail's, silently).
 
-use netban_core::Target;
+use std::time::{Duration, Instant};
+
+use netban_core::reconcile::{LeaseEdit, Scope};
+use netban_core::{Origin, Target, clock, leases};
 
 use crate::cli::UnbanArgs;
 use crate::context::Context;
 use crate::deliver::deliver;
 use crate::exit::CliResult;
-use crate::ops;
+use crate::request;
 
 pub fn validate(a: &UnbanArgs) -> CliResult<Target> {
-    ops::parse_jail(&a.jail)?;
-    ops::parse_target(&a.ip)
+    if let Some(j) = &a.jail {
+        request::parse_jail(j)?;
+    }
+    request::parse_target(&a.ip)
 }
 
 pub fn run(ctx: &mut Context, a: UnbanArgs) -> CliResult {
     let target = validate(&a)?;
+    let jail = a.jail.as_deref();
     if ctx.dry_run {
-        println!("would unban {target} (jail {})", a.jail);
+        let now = clock::now();
+        let live = ctx.store()?.live_leases_of(now, &[target])?;
+        let ending: Vec<_> = live
+            .iter()
+            .filter(|l| l.origin == Origin::Local && jail.is_none_or(|j| l.jail == j))
+            .map(|l| l.jail.clone())
+            .collect();
+        if ending.is_empty() {
+            say!(
+                "would do nothing: {target} has no local ban{}",
+                in_jail(jail)
+            );
+            return Ok(());
+        }
+        say!("would unban {target} (jails {})", ending.join(", "));
+        let engine = ctx.engine()?;
+        let edit = LeaseEdit::End {
+            target,
+            jail: a.jail.clone(),
+            origin: Origin::Local,
+        };
+        let rt = crate::context::runtime()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let report = rt.block_on(engine.preview(&Scope::Targets(vec![target]), edit, deadline))?;
+        super::print_actions(&report);
         return Ok(());
     }
-    ops::unban(&*ctx.store()?, &target, &a.jail)?;
+    let ended = leases::unban(&*ctx.store()?, &target, jail, clock::now())?;
+    if jail.is_none() {
+        // An operator's command: say what happened.
+        if ended.is_empty() {
+            say!("{target}: no local ban to end");
+        } else {
+            let jails: Vec<&str> = ended.iter().map(|l| l.jail.as_str()).collect();
+            say!("{target}: ended the bans of {}", jails.join(", "));
+        }
+    }
+    if ended.is_empty() {
+        return Ok(());
+    }
     deliver(ctx, vec![target])
+}
+
+fn in_jail(jail: Option<&str>) -> String {
+    jail.map(|j| format!(" in jail {j}")).unwrap_or_default()
 }

@@ -5,13 +5,18 @@
 //! - `netban_sink_held{sink}`, `netban_sink_pending{sink}`, `netban_sink_failing{sink}`;
 //! - `netban_sink_apply_duration_seconds{sink}`: time per batch (one request for a single
 //!   ban on ExaFS);
-//! - `netban_guard_refusals_total`: targets the guard refused, CLI and daemon together;
+//! - `netban_sink_kept{sink}`: entries left on a sink on purpose (not netban's to remove);
+//! - `netban_guard_refusals_total`: targets the guard refused, CLI and daemon together (read
+//!   from the store at each scrape, so it never lags);
+//! - `netban_guard_allowlist_problems`: allowlist files that cannot be used as they are;
 //! - `netban_reconcile_passes_total`.
+//!
+//! No metric has an address in a label: per-target detail is `netban list` / `explain`.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use netban_core::reconcile::{Observer, PassReport};
+use netban_core::reconcile::{Engine, Observer, SinkReport};
 use netban_core::store::Store;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -43,6 +48,8 @@ pub struct Metrics {
     held: Family<SinkLabel, Gauge>,
     pending: Family<SinkLabel, Gauge>,
     failing: Family<SinkLabel, Gauge>,
+    kept: Family<SinkLabel, Gauge>,
+    allowlist_problems: Gauge,
     apply: Family<SinkLabel, Histogram, fn() -> Histogram>,
     refusals: Counter,
     refusals_seen: AtomicU64,
@@ -58,6 +65,8 @@ impl Metrics {
         let held = Family::<SinkLabel, Gauge>::default();
         let pending = Family::<SinkLabel, Gauge>::default();
         let failing = Family::<SinkLabel, Gauge>::default();
+        let kept = Family::<SinkLabel, Gauge>::default();
+        let allowlist_problems = Gauge::default();
         let apply = Family::<SinkLabel, Histogram, fn() -> Histogram>::new_with_constructor(
             apply_histogram,
         );
@@ -85,6 +94,16 @@ impl Metrics {
             failing.clone(),
         );
         registry.register(
+            "sink_kept",
+            "Entries left on a sink on purpose: made by somebody else, or by a lost state",
+            kept.clone(),
+        );
+        registry.register(
+            "guard_allowlist_problems",
+            "Allowlist files that cannot be used as they are (their last good version is in force)",
+            allowlist_problems.clone(),
+        );
+        registry.register(
             "sink_apply_duration_seconds",
             "Time a sink took for one batch of changes",
             apply.clone(),
@@ -106,6 +125,8 @@ impl Metrics {
             held,
             pending,
             failing,
+            kept,
+            allowlist_problems,
             apply,
             refusals,
             refusals_seen: AtomicU64::new(0),
@@ -114,44 +135,26 @@ impl Metrics {
         }
     }
 
-    /// Updates the gauges after a pass, from the report and the store.
-    pub fn after_pass(&self, report: &PassReport, store: &Store, now: i64) {
+    /// Updates a sink's gauges after its pass, from the report and the store.
+    pub fn after_sink_pass(&self, report: &SinkReport, store: &Store, now: i64) {
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         self.passes.inc();
-        for s in &report.sinks {
-            let label = SinkLabel {
-                sink: s.sink.clone(),
-            };
-            self.pending
-                .get_or_create(&label)
-                .set((s.deferred + s.failed + s.not_attempted) as i64);
-        }
+        let label = SinkLabel {
+            sink: report.sink.clone(),
+        };
+        self.pending
+            .get_or_create(&label)
+            .set((report.deferred + report.failed + report.not_attempted) as i64);
         if let Ok(n) = store.live_lease_count(now) {
             self.leases.set(n);
         }
         if let Ok(counts) = store.record_counts() {
-            // A sink with no records left has no row: it holds nothing.
-            for s in &report.sinks {
-                if !counts.iter().any(|(name, _, _)| name == &s.sink) {
-                    let label = SinkLabel {
-                        sink: s.sink.clone(),
-                    };
-                    self.held.get_or_create(&label).set(0);
-                    self.failing.get_or_create(&label).set(0);
-                }
-            }
-            for (sink, held, failing) in counts {
-                let label = SinkLabel { sink };
-                self.held.get_or_create(&label).set(held);
-                self.failing.get_or_create(&label).set(failing);
-            }
-        }
-        // Refusals are counted in the store (the CLI refuses most of them); export the
-        // growth since the last look so the counter stays monotonic.
-        let total = refusal_count(store);
-        let seen = self.refusals_seen.swap(total, Ordering::Relaxed);
-        if total > seen {
-            self.refusals.inc_by(total - seen);
+            let (held, failing) = counts
+                .iter()
+                .find(|(name, _, _)| *name == report.sink)
+                .map_or((0, 0), |(_, h, f)| (*h, *f));
+            self.held.get_or_create(&label).set(held);
+            self.failing.get_or_create(&label).set(failing);
         }
     }
 
@@ -161,7 +164,32 @@ impl Metrics {
             .store(refusal_count(store), Ordering::Relaxed);
     }
 
-    pub fn encode(&self) -> String {
+    /// The OpenMetrics text, with the values read at scrape time brought up to date.
+    pub fn encode(&self, store: &Store, engine: &Engine) -> String {
+        {
+            let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+            // Refusals are counted in the store (the CLI refuses most of them); export the
+            // growth since the last look so the counter stays monotonic.
+            let total = refusal_count(store);
+            let seen = self.refusals_seen.swap(total, Ordering::Relaxed);
+            if total > seen {
+                self.refusals.inc_by(total - seen);
+            }
+            if let Ok(kept) = store.kept(None) {
+                for name in engine.sink_names() {
+                    let n = kept.iter().filter(|k| k.sink == name).count();
+                    self.kept
+                        .get_or_create(&SinkLabel { sink: name })
+                        .set(n as i64);
+                }
+            }
+            self.allowlist_problems
+                .set(engine.guard().problems().len() as i64);
+        }
+        self.text()
+    }
+
+    fn text(&self) -> String {
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::warn!("metrics: cannot encode: {e}");
@@ -173,10 +201,9 @@ impl Metrics {
 /// Guard refusals counted in the store so far (the CLI refuses most of them).
 fn refusal_count(store: &Store) -> u64 {
     store
-        .get_meta(crate::ops::GUARD_REFUSALS)
+        .counter("guard_refusals")
         .ok()
-        .flatten()
-        .and_then(|v| v.parse::<u64>().ok())
+        .and_then(|v| u64::try_from(v).ok())
         .unwrap_or(0)
 }
 

@@ -1,76 +1,40 @@
 //! `netban daemon`: one process that owns delivery.
 //!
-//! Components, each a task on one tokio runtime: the control socket ([`control`]), the
-//! reconcile loop ([`worker`]), and the HTTP listener ([`http`]: `/healthz`, `/metrics`).
-//! SIGHUP reloads the config (a bad one is logged and the running one kept); SIGTERM and
-//! SIGINT stop gracefully: no new requests, the pass in flight finishes, sockets are removed.
+//! Components on a typed bus ([`bus`]), each a task with one job ([`components`]): the control
+//! socket, one delivery runner per sink, housekeeping (expiry, allowlists, outbox), the web
+//! listener. They share a [`handle::DaemonHandle`]; the logic lives in the library crates.
+//! Listeners are bound here or handed in ([`Daemon::control`], [`Daemon::web`]); the bound
+//! addresses are written to `state_dir/daemon.json`, so a test can bind port 0 and read the
+//! port back.
+//!
+//! SIGHUP reloads the config (a bad one is logged and the running one kept; sinks whose
+//! config did not change keep their sessions); SIGTERM and SIGINT stop gracefully: no new
+//! requests, the passes in flight finish, the socket is removed.
 
-mod control;
-mod http;
+mod bus;
+mod component;
+mod components;
+mod handle;
 mod metrics;
 mod systemd;
-mod worker;
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use netban_core::config::{Config, Secret};
-use netban_core::reconcile::{Engine, PassReport};
-use netban_core::store::Store;
-use tokio::net::UnixListener;
+use netban_core::config::Secret;
+use netban_core::guard::Guard;
+use netban_core::reconcile::Engine;
+use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::watch;
 
 use crate::context::Context;
 use crate::exit::{CliError, CliResult};
-
-/// How often the daemon lists every sink and repairs drift, unless configured.
-const DEFAULT_RESYNC: f64 = 300.0;
-
-/// A `sync` request waiting for the next pass.
-pub struct SyncRequest {
-    pub reply: oneshot::Sender<serde_json::Value>,
-}
-
-/// What the daemon's tasks share.
-pub struct Shared {
-    engine: RwLock<Arc<Engine>>,
-    pub store: Arc<Store>,
-    pub state_dir: PathBuf,
-    pub wake: Notify,
-    pub metrics: Arc<metrics::Metrics>,
-    pub sync_tx: mpsc::Sender<SyncRequest>,
-    pub resync_interval: Duration,
-    pub web_token: Option<Secret>,
-    pub last_report: Mutex<Option<PassReport>>,
-    heartbeat: Mutex<Instant>,
-}
-
-impl Shared {
-    pub fn engine(&self) -> Arc<Engine> {
-        self.engine
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    fn set_engine(&self, engine: Engine) {
-        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(engine);
-    }
-
-    fn beat(&self) {
-        *self.heartbeat.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-    }
-
-    fn heartbeat_age(&self) -> Duration {
-        self.heartbeat
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .elapsed()
-    }
-}
+use bus::DaemonEvent;
+use component::{Component, Shutdown};
+use handle::DaemonHandle;
 
 pub fn run(ctx: &mut Context) -> CliResult {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -78,114 +42,164 @@ pub fn run(ctx: &mut Context) -> CliResult {
         .enable_all()
         .build()
         .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
-    rt.block_on(main(ctx))
+    rt.block_on(async {
+        // The store first: it creates a missing state dir, where the socket goes.
+        ctx.store()?;
+        let control = bind_control(&ctx.config.socket_path())?;
+        let web = bind_web(&ctx.config.web.listen).await?;
+        Daemon::default().control(control).web(web).run(ctx).await
+    })
 }
 
-async fn main(ctx: &mut Context) -> CliResult {
-    let config = ctx.config.clone();
-    let store = ctx.store()?;
-    let metrics = Arc::new(metrics::Metrics::new());
-    metrics.baseline(&store);
-    let engine = ctx.engine()?.with_observer(metrics.clone());
-    let socket = config.socket_path();
-    let listener = bind_control(&socket)?;
-    let web_token = web_token(&config)?;
-    let (sync_tx, sync_rx) = mpsc::channel(16);
-    let shared = Arc::new(Shared {
-        engine: RwLock::new(Arc::new(engine)),
-        store,
-        state_dir: config.state_dir.clone(),
-        wake: Notify::new(),
-        metrics,
-        sync_tx,
-        resync_interval: Duration::from_secs_f64(
-            config.daemon.resync_interval.unwrap_or(DEFAULT_RESYNC),
-        ),
-        web_token,
-        last_report: Mutex::new(None),
-        heartbeat: Mutex::new(Instant::now()),
-    });
-    let (stop_tx, stop_rx) = watch::channel(false);
+/// The daemon, with its listeners.
+#[derive(Default)]
+pub struct Daemon {
+    control: Option<UnixListener>,
+    web: Option<TcpListener>,
+}
 
-    let mut tasks = Vec::new();
-    if !config.web.listen.is_empty() {
-        let tcp = tokio::net::TcpListener::bind(&config.web.listen)
-            .await
-            .map_err(|e| {
-                CliError::Config(format!(
-                    "web.listen = {:?}: cannot listen: {e}",
-                    config.web.listen
+impl Daemon {
+    pub fn control(mut self, l: UnixListener) -> Daemon {
+        self.control = Some(l);
+        self
+    }
+
+    pub fn web(mut self, l: Option<TcpListener>) -> Daemon {
+        self.web = l;
+        self
+    }
+
+    pub async fn run(self, ctx: &mut Context) -> CliResult {
+        let config = ctx.config.clone();
+        let store = ctx.store()?;
+        let metrics = Arc::new(metrics::Metrics::new());
+        metrics.baseline(&store);
+        let engine = Arc::new(ctx.engine()?.with_observer(metrics.clone()));
+        let token = web_token(&config)?;
+        let h = DaemonHandle::new(
+            store.clone(),
+            engine.clone(),
+            metrics,
+            Duration::from_secs_f64(config.daemon.resync_interval),
+        );
+        let socket = config.socket_path();
+        let web_addr = self.web.as_ref().and_then(|l| l.local_addr().ok());
+        if config.host_id.is_none() {
+            tracing::warn!(
+                "host_id is not set; using the host name {:?} (cloned machines share it: set host_id to a name unique in your fleet)",
+                ctx.env()?.host_id
+            );
+        }
+        if let Some(addr) = web_addr
+            && !addr.ip().is_loopback()
+            && token.is_none()
+        {
+            tracing::warn!(
+                "web: listening on {addr}, reachable from other hosts, without a token: set web.token_file"
+            );
+        }
+        let mut components: Vec<Box<dyn Component>> = vec![
+            Box::new(components::reconcile::Reconcile),
+            Box::new(components::housekeeping::Housekeeping { consumers: vec![] }),
+        ];
+        if let Some(listener) = self.control {
+            components.push(Box::new(components::control::Control { listener }));
+        }
+        if let Some(listener) = self.web {
+            components.push(Box::new(components::web::Web {
+                listener,
+                token: token.and_then(netban_web::Token::new),
+            }));
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        for c in components {
+            let (h, stop) = (h.clone(), Shutdown::new(stop_rx.clone()));
+            let name = c.name();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = c.run(h, stop).await {
+                    tracing::error!("{name}: {e}");
+                }
+            }));
+        }
+        write_info(&config.state_dir, &socket, web_addr);
+        let line = format!(
+            "netban daemon: {} sink(s){}; control socket {}; {}",
+            ctx.sinks.len(),
+            if ctx.sinks.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    ctx.sinks
+                        .iter()
+                        .map(|s| format!("{} {}", s.kind(), s.name()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
+            socket.display(),
+            match web_addr {
+                Some(a) => format!("web http://{a}/ (/healthz, /metrics)"),
+                None => "web off".into(),
+            }
+        );
+        tracing::info!("{line}");
+        eprintln!("{line}");
+        systemd::notify("READY=1");
+        h.bus.send(DaemonEvent::LeasesChanged);
+
+        let sig =
+            |k, n| signal(k).map_err(|e| CliError::Runtime(format!("cannot handle {n}: {e}")));
+        let mut hup = sig(SignalKind::hangup(), "SIGHUP")?;
+        let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
+        let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
+        loop {
+            tokio::select! {
+                _ = hup.recv() => reload(ctx, &config, &h).await,
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        tracing::info!("daemon stopping: finishing the passes in flight");
+        systemd::notify("STOPPING=1");
+        let _ = stop_tx.send(true);
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(70), t).await;
+        }
+        remove_socket(&socket);
+        let _ = std::fs::remove_file(config.state_dir.join("daemon.json"));
+        tracing::info!("daemon stopped");
+        Ok(())
+    }
+}
+
+/// Binds the control socket, refusing to start when another daemon answers on it. Only a
+/// stale *socket* is removed: any other file at that path is refused (issue 6: pointed at the
+/// state database, the old code deleted it as a "stale socket").
+fn bind_control(socket: &Path) -> CliResult<UnixListener> {
+    match std::fs::symlink_metadata(socket) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+                return Err(CliError::Runtime(format!(
+                    "a netban daemon is already running on {}",
+                    socket.display()
+                )));
+            }
+            std::fs::remove_file(socket).map_err(|e| {
+                CliError::Runtime(format!(
+                    "cannot remove stale socket {}: {e}",
+                    socket.display()
                 ))
             })?;
-        tracing::info!(
-            "http: listening on {} (/healthz, /metrics)",
-            config.web.listen
-        );
-        let app = http::router(shared.clone());
-        let mut stop = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stop.changed().await;
-            };
-            if let Err(e) = axum::serve(tcp, app).with_graceful_shutdown(shutdown).await {
-                tracing::error!("http: {e}");
-            }
-        }));
-    }
-    tasks.push(tokio::spawn(control::serve(
-        listener,
-        shared.clone(),
-        stop_rx.clone(),
-    )));
-    let worker = tokio::spawn(worker::run(shared.clone(), sync_rx, stop_rx.clone()));
-
-    tracing::info!(
-        "daemon started: socket {}, {} sinks",
-        socket.display(),
-        config.sinks.len()
-    );
-    systemd::notify("READY=1");
-
-    let mut hup = signal(SignalKind::hangup())
-        .map_err(|e| CliError::Runtime(format!("cannot handle SIGHUP: {e}")))?;
-    let mut term = signal(SignalKind::terminate())
-        .map_err(|e| CliError::Runtime(format!("cannot handle SIGTERM: {e}")))?;
-    let mut int = signal(SignalKind::interrupt())
-        .map_err(|e| CliError::Runtime(format!("cannot handle SIGINT: {e}")))?;
-    loop {
-        tokio::select! {
-            _ = hup.recv() => reload(&ctx.config_path, &config, &shared),
-            _ = term.recv() => break,
-            _ = int.recv() => break,
         }
-    }
-    tracing::info!("daemon stopping: finishing the pass in flight");
-    systemd::notify("STOPPING=1");
-    let _ = stop_tx.send(true);
-    let _ = worker.await;
-    for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
-    }
-    let _ = std::fs::remove_file(&socket);
-    tracing::info!("daemon stopped");
-    Ok(())
-}
-
-/// Binds the control socket, refusing to start when another daemon answers on it.
-fn bind_control(socket: &Path) -> CliResult<UnixListener> {
-    if socket.exists() {
-        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
-            return Err(CliError::Runtime(format!(
-                "a netban daemon is already running on {}",
+        Ok(_) => {
+            return Err(CliError::Config(format!(
+                "daemon.socket = {} exists and is not a socket; netban never removes it: point daemon.socket at a free path (default: netban.sock in state_dir)",
                 socket.display()
             )));
         }
-        std::fs::remove_file(socket).map_err(|e| {
-            CliError::Runtime(format!(
-                "cannot remove stale socket {}: {e}",
-                socket.display()
-            ))
-        })?;
+        Err(_) => {}
     }
     let listener = UnixListener::bind(socket)
         .map_err(|e| CliError::Runtime(format!("cannot listen on {}: {e}", socket.display())))?;
@@ -193,7 +207,23 @@ fn bind_control(socket: &Path) -> CliResult<UnixListener> {
     Ok(listener)
 }
 
-fn web_token(config: &Config) -> CliResult<Option<Secret>> {
+fn remove_socket(socket: &Path) {
+    if std::fs::symlink_metadata(socket).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(socket);
+    }
+}
+
+async fn bind_web(listen: &str) -> CliResult<Option<TcpListener>> {
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    TcpListener::bind(listen)
+        .await
+        .map(Some)
+        .map_err(|e| CliError::Config(format!("web.listen = {listen:?}: cannot listen: {e}")))
+}
+
+fn web_token(config: &netban_core::config::Config) -> CliResult<Option<Secret>> {
     if let Some(t) = &config.web.token {
         return Ok(Some(t.clone()));
     }
@@ -205,17 +235,51 @@ fn web_token(config: &Config) -> CliResult<Option<Secret>> {
     let token = text.lines().next().unwrap_or("").trim().to_string();
     if token.is_empty() {
         return Err(CliError::Config(format!(
-            "web.token_file {} is empty",
+            "web.token_file {} is empty, which would turn authentication off; put a long random token on its first line",
             path.display()
         )));
     }
     Ok(Some(Secret::new(token)))
 }
 
-/// SIGHUP: load the config again; sinks, guard and retry settings take effect at the next
-/// pass. Listeners keep their addresses until a restart.
-fn reload(path: &Path, running: &Config, shared: &Shared) {
-    let config = match Config::load(path) {
+/// `state_dir/daemon.json`: the daemon's pid and where it listens (0600).
+fn write_info(state_dir: &Path, socket: &Path, web: Option<std::net::SocketAddr>) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let info = serde_json::json!({
+        "pid": std::process::id(),
+        "socket": socket,
+        "web": web.map(|a| a.to_string()),
+    });
+    let path: PathBuf = state_dir.join("daemon.json");
+    let tmp = state_dir.join(format!("daemon.json.{}", std::process::id()));
+    let ok = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(info.to_string().as_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = ok {
+        tracing::debug!("cannot write {}: {e}", path.display());
+    }
+}
+
+/// SIGHUP: load the config again. Sinks whose definition did not change keep running as they
+/// are; the guard and retry settings take effect at the next pass. Listeners keep their
+/// addresses until a restart.
+async fn reload(ctx: &Context, running: &netban_core::config::Config, h: &DaemonHandle) {
+    let Some(path) = ctx.config_path().map(Path::to_path_buf) else {
+        tracing::warn!("reload: running on the embedded default; nothing to reload");
+        return;
+    };
+    let loaded = netban_core::config::Config::load(&path).and_then(|c| {
+        let sinks = crate::sinks::define(&c)?;
+        Ok((c, sinks))
+    });
+    let (config, sinks) = match loaded {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("reload: {e}; keeping the running config");
@@ -228,26 +292,29 @@ fn reload(path: &Path, running: &Config, shared: &Shared) {
     {
         tracing::warn!("reload: state_dir, daemon.socket and web.listen change only at a restart");
     }
-    let guard = match netban_core::guard::Guard::new(&config.guard) {
-        Ok(g) => g,
-        Err(e) => {
-            tracing::error!("reload: {e}; keeping the running config");
-            return;
-        }
+    let guard_config = config.guard.clone();
+    let state_dir = h.store.dir().to_path_buf();
+    let Ok(guard) =
+        tokio::task::spawn_blocking(move || Guard::new(&guard_config, Some(&state_dir))).await
+    else {
+        return;
     };
-    let engine = Engine::new(
-        shared.store.clone(),
-        guard,
-        &config.sinks,
-        Box::new(crate::sinks::Factory::new(&config)),
-        config.reconcile.clone(),
-    )
-    .with_observer(shared.metrics.clone());
-    shared.set_engine(engine);
-    shared.wake.notify_one();
+    let count = sinks.len();
+    let change = Engine::reconfigure(&h.engine, guard, sinks, config.reconcile.clone());
     tracing::info!(
-        "reload: config {} loaded, {} sinks",
+        "reload: config {} loaded, {count} sinks; kept as they were: {}; started: {}; stopped: {}",
         path.display(),
-        config.sinks.len()
+        list(&change.kept),
+        list(&change.started),
+        list(&change.stopped)
     );
+    h.bus.send(DaemonEvent::ConfigReloaded(Arc::new(change)));
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
 }

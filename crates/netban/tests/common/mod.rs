@@ -63,6 +63,13 @@ impl Netban {
         serde_json::from_slice(&out.stdout).expect("list --json is JSON")
     }
 
+    /// This netban's ownership mark (`netban:<host>:<instance>`), from `status --json`.
+    pub fn mark(&self) -> String {
+        let out = self.expect(0, &["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json");
+        v["mark"].as_str().expect("mark").to_string()
+    }
+
     /// The targets of `netban list --json`.
     pub fn targets(&self) -> Vec<String> {
         self.list()

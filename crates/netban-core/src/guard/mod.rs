@@ -5,17 +5,19 @@
 //! or when it is wider than `max_prefix_v4` / `max_prefix_v6`. A refusal is not an error:
 //! the caller logs one line saying why and moves on (fail2ban would otherwise retry).
 //!
-//! Allowlist files are re-read when their modification time or size changes, so an operator
-//! can add a range without restarting anything.
+//! Allowlist files are re-read when they change ([`allowlist`]); a broken one never stops a
+//! ban: its last good version stays in force and the problem is reported.
+
+mod allowlist;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use ipnet::IpNet;
 
 use crate::config::GuardConfig;
 use crate::target::Target;
+use allowlist::{AllowFile, Protected};
 
 /// Ranges that are never banned, whatever the config says.
 const NEVER_BAN: &[(&str, &str)] = &[
@@ -40,37 +42,6 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// A problem with an allowlist file: the operator must fix it.
-#[derive(Debug, thiserror::Error)]
-pub enum GuardError {
-    #[error(
-        "cannot read allowlist {path}: {source}; create it (it may be empty) or remove it from guard.allowlist"
-    )]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("allowlist {path} line {line}: {message}")]
-    Line {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
-}
-
-#[derive(Debug, Clone)]
-struct Protected {
-    net: IpNet,
-    why: String,
-}
-
-#[derive(Debug, Clone)]
-struct AllowFile {
-    path: PathBuf,
-    stamp: Option<(SystemTime, u64)>,
-    nets: Vec<Protected>,
-}
-
 /// The guard, built from `[guard]`.
 #[derive(Debug, Clone)]
 pub struct Guard {
@@ -78,11 +49,15 @@ pub struct Guard {
     max_v6: u8,
     fixed: Vec<Protected>,
     files: Vec<AllowFile>,
+    /// Where the last good copy of each allowlist is kept (`state_dir/allowlists`).
+    cache: Option<PathBuf>,
 }
 
 impl Guard {
     /// Builds the guard, reading allowlist files and (when configured) this host's addresses.
-    pub fn new(cfg: &GuardConfig) -> Result<Guard, GuardError> {
+    /// `state_dir` keeps the last good copy of each allowlist; a broken file never fails
+    /// this (see [`Guard::problems`]).
+    pub fn new(cfg: &GuardConfig, state_dir: Option<&Path>) -> Guard {
         let mut fixed: Vec<Protected> = NEVER_BAN
             .iter()
             .filter_map(|(net, why)| {
@@ -114,41 +89,36 @@ impl Guard {
             max_v4: cfg.max_prefix_v4,
             max_v6: cfg.max_prefix_v6,
             fixed,
-            files: cfg
-                .allowlist
-                .iter()
-                .map(|p| AllowFile {
-                    path: p.clone(),
-                    stamp: None,
-                    nets: Vec::new(),
-                })
-                .collect(),
+            files: cfg.allowlist.iter().cloned().map(AllowFile::new).collect(),
+            cache: state_dir.map(|d| d.join("allowlists")),
         };
-        guard.refresh()?;
-        Ok(guard)
+        guard.refresh();
+        guard
     }
 
     /// Re-reads allowlist files whose modification time or size changed. Returns true when
-    /// any was re-read. On error the previous contents stay in force.
-    pub fn refresh(&mut self) -> Result<bool, GuardError> {
+    /// any was re-read. A file that cannot be read or has a bad line keeps its last good
+    /// version in force; [`Guard::problems`] says what is wrong.
+    pub fn refresh(&mut self) -> bool {
+        let cache = self.cache.clone();
         let mut changed = false;
         for file in &mut self.files {
-            let meta = std::fs::metadata(&file.path).map_err(|source| GuardError::Read {
-                path: file.path.clone(),
-                source,
-            })?;
-            let stamp = (
-                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                meta.len(),
-            );
-            if file.stamp == Some(stamp) {
-                continue;
+            if file.refresh(cache.as_deref()) {
+                changed = true;
+                if let Some(p) = &file.problem {
+                    tracing::warn!("guard: {p}; fix the file");
+                }
             }
-            file.nets = read_allowlist(&file.path)?;
-            file.stamp = Some(stamp);
-            changed = true;
         }
-        Ok(changed)
+        changed
+    }
+
+    /// What is wrong with the allowlist files now (empty when nothing).
+    pub fn problems(&self) -> Vec<String> {
+        self.files
+            .iter()
+            .filter_map(|f| f.problem.clone())
+            .collect()
     }
 
     /// Checks one target; `Err` says why it must not be banned.
@@ -178,31 +148,6 @@ impl Guard {
     }
 }
 
-/// Reads one allowlist: one address or CIDR per line, `#` starts a comment.
-fn read_allowlist(path: &Path) -> Result<Vec<Protected>, GuardError> {
-    let text = std::fs::read_to_string(path).map_err(|source| GuardError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut nets = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let entry = line.split('#').next().unwrap_or("").trim();
-        if entry.is_empty() {
-            continue;
-        }
-        let t = Target::parse(entry).map_err(|e| GuardError::Line {
-            path: path.to_path_buf(),
-            line: i + 1,
-            message: e.to_string(),
-        })?;
-        nets.push(Protected {
-            net: t.net(),
-            why: format!("allowlist {}:{}", path.display(), i + 1),
-        });
-    }
-    Ok(nets)
-}
-
 fn own_addresses() -> Vec<std::net::IpAddr> {
     match if_addrs::get_if_addrs() {
         Ok(ifs) => ifs.into_iter().map(|i| i.ip()).collect(),
@@ -230,7 +175,7 @@ mod tests {
             max_prefix_v6: 64,
             protect_own_addresses: own,
         };
-        Guard::new(&cfg).unwrap()
+        Guard::new(&cfg, None)
     }
 
     fn t(s: &str) -> Target {
@@ -294,21 +239,44 @@ mod tests {
             .unwrap();
         writeln!(f, "192.0.2.0/24").unwrap();
         drop(f);
-        assert!(g.refresh().unwrap());
+        assert!(g.refresh());
         assert!(g.check(&t("192.0.2.1")).is_err());
-        assert!(!g.refresh().unwrap());
+        assert!(!g.refresh());
     }
 
     #[test]
-    fn bad_allowlist_line_names_file_and_line() {
+    fn a_bad_line_keeps_the_last_good_version_and_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("allow.conf");
-        std::fs::write(&path, "192.0.2.0/24\nnot-an-ip\n").unwrap();
+        let state = dir.path().join("state");
+        std::fs::write(&path, "192.0.2.0/24\n").unwrap();
         let cfg = GuardConfig {
-            allowlist: vec![path],
+            allowlist: vec![path.clone()],
+            protect_own_addresses: false,
             ..GuardConfig::default()
         };
-        let e = Guard::new(&cfg).unwrap_err().to_string();
-        assert!(e.contains("line 2"), "{e}");
+        let g = Guard::new(&cfg, Some(&state));
+        assert!(g.problems().is_empty());
+        // A typo, as a new process would read it: the good copy stays in force.
+        std::fs::write(&path, "198.51.100.0/24\nnot-an-ip\n").unwrap();
+        let g = Guard::new(&cfg, Some(&state));
+        let problems = g.problems().join("; ");
+        assert!(problems.contains("line 2"), "{problems}");
+        assert!(problems.contains("last good version"), "{problems}");
+        assert!(g.check(&t("192.0.2.5")).is_err());
+        assert!(g.check(&t("198.51.100.5")).is_ok());
+        // Without a good copy, the lines that parse apply.
+        let g = Guard::new(&cfg, None);
+        assert!(g.check(&t("198.51.100.5")).is_err());
+        assert!(g.problems()[0].contains("lines that parse"));
+        // A missing file is a problem, not an error.
+        std::fs::remove_file(&path).unwrap();
+        let g = Guard::new(&cfg, Some(&state));
+        assert!(
+            g.problems()[0].contains("cannot read"),
+            "{:?}",
+            g.problems()
+        );
+        assert!(g.check(&t("192.0.2.5")).is_err());
     }
 }

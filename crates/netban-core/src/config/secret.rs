@@ -1,0 +1,85 @@
+//! Secrets in the configuration: never shown by `Debug` or `Display`, and URLs with
+//! credentials in them (`https://user:pass@host`) redacted wherever text leaves netban.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+/// A secret string (API key, token, password): never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// True when `url` carries credentials (`scheme://user[:password]@host`).
+pub fn url_has_userinfo(url: &str) -> bool {
+    redact_userinfo(url) != url
+}
+
+/// Replaces the credentials of every URL in `text` (`scheme://user:pass@host` becomes
+/// `scheme://<redacted>@host`). Applied to log lines, errors, `status`, `check` and
+/// everything the web listener answers, so a URL pasted with its password never leaks.
+pub fn redact_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        // The authority ends at the first '/', '?', '#' or white space.
+        let end = tail
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '"')
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str("<redacted>");
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_urls_are_redacted() {
+        assert_eq!(
+            redact_userinfo("cannot reach https://user:pa:ss@exafs.example.net/api/v3: refused"),
+            "cannot reach https://<redacted>@exafs.example.net/api/v3: refused"
+        );
+        assert_eq!(
+            redact_userinfo("rediss://netban:secret@redis:6379/0 and http://plain/x"),
+            "rediss://<redacted>@redis:6379/0 and http://plain/x"
+        );
+        assert_eq!(redact_userinfo("no url here"), "no url here");
+        assert!(url_has_userinfo("http://a@b"));
+        assert!(!url_has_userinfo("http://b/a@c"));
+        assert_eq!(format!("{:?}", Secret::new("k")), "<redacted>");
+    }
+}

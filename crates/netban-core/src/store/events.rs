@@ -1,0 +1,207 @@
+//! The outbox table and its consumers' cursors (see [`crate::outbox`]).
+//!
+//! Events are pruned once every active consumer has read them and they are older than the
+//! history `netban explain` shows; a hard cap keeps a consumer that never runs from growing
+//! the database without bound (it is told how many events it lost).
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::{Store, StoreError};
+use crate::lease::Lease;
+use crate::outbox::{Cause, Event, EventKind};
+use crate::store::LeaseFacts;
+use crate::target::Target;
+
+/// An event about to be appended.
+pub(super) struct NewEvent<'a> {
+    lease: &'a Lease,
+    kind: EventKind,
+    facts: &'a LeaseFacts,
+    at: i64,
+}
+
+impl<'a> NewEvent<'a> {
+    pub(super) fn of(
+        lease: &'a Lease,
+        kind: EventKind,
+        facts: &'a LeaseFacts,
+        at: i64,
+    ) -> NewEvent<'a> {
+        NewEvent {
+            lease,
+            kind,
+            facts,
+            at,
+        }
+    }
+}
+
+/// Appends an event inside the caller's transaction.
+pub(super) fn append(tx: &Transaction<'_>, e: &NewEvent<'_>) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO events (at, kind, target, jail, origin, until, bantime, cause, failures, port)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            e.at,
+            e.kind.as_str(),
+            e.lease.target.to_string(),
+            e.lease.jail,
+            e.lease.origin.as_str(),
+            e.lease.until.to_db(),
+            e.lease.bantime,
+            e.facts.cause.as_str(),
+            e.facts.failures,
+            e.facts.port
+        ],
+    )?;
+    Ok(())
+}
+
+const COLUMNS: &str = "id, at, kind, target, jail, origin, until, bantime, cause, failures, port";
+
+fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Event>> {
+    let kind: String = r.get(2)?;
+    let target: String = r.get(3)?;
+    let cause: String = r.get(8)?;
+    let (Some(kind), Ok(target), Some(cause)) = (
+        EventKind::parse(&kind),
+        Target::parse(&target),
+        Cause::parse(&cause),
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(Event {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        kind,
+        target,
+        jail: r.get(4)?,
+        origin: r.get(5)?,
+        until: r.get(6)?,
+        bantime: r.get(7)?,
+        cause,
+        failures: r.get(9)?,
+        port: r.get(10)?,
+    }))
+}
+
+impl Store {
+    pub(crate) fn cursor(&self, consumer: &str) -> Result<i64, StoreError> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT id FROM cursors WHERE consumer = ?1",
+                params![consumer],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
+        })
+    }
+
+    pub(crate) fn set_cursor(&self, consumer: &str, id: i64) -> Result<(), StoreError> {
+        let now = crate::clock::now();
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO cursors (consumer, id, updated) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (consumer) DO UPDATE SET id = max(id, excluded.id), updated = excluded.updated",
+                params![consumer, id, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Up to `limit` events with an id above `after`, oldest first.
+    pub fn events_after(&self, after: i64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.read(|c| {
+            let sql = format!("SELECT {COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2");
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(params![after, limit as i64], row_to_event)?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.extend(r?);
+            }
+            Ok(out)
+        })
+    }
+
+    pub(crate) fn events_count_after(&self, after: i64) -> Result<i64, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT count(*) FROM events WHERE id > ?1",
+                params![after],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    /// The last `limit` events of a target, newest first.
+    pub fn events_of(&self, target: &Target, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.read(|c| {
+            let sql =
+                format!("SELECT {COLUMNS} FROM events WHERE target = ?1 ORDER BY id DESC LIMIT ?2");
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(params![target.to_string(), limit as i64], row_to_event)?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.extend(r?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// The newest event id (0 when none).
+    pub fn last_event_id(&self) -> Result<i64, StoreError> {
+        self.read(|c| c.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0)))
+    }
+
+    /// Jails whose bans were unbanned in a burst and then restored: what fail2ban does at a
+    /// stop when the jail's netban action has no `actionflush` (issue 7: a `reload` onto
+    /// the Python action left the command action without it, and every stop removed every
+    /// network ban). `(jail, when, unbanned, restored within 10 minutes)`, since `since`.
+    pub fn mass_unbans(&self, since: i64) -> Result<Vec<(String, i64, i64, i64)>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT u.jail, u.w * 10, u.n,
+                        (SELECT count(*) FROM events r WHERE r.jail = u.jail AND r.cause = 'restore'
+                           AND r.at BETWEEN u.w * 10 AND u.w * 10 + 600)
+                 FROM (SELECT jail, at / 10 AS w, count(*) AS n FROM events
+                        WHERE cause = 'unban' AND origin = 'local' AND at >= ?1
+                        GROUP BY jail, w HAVING count(*) >= 20) u
+                 ORDER BY u.w DESC",
+            )?;
+            let rows = st.query_map(params![since], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Deletes events every consumer in `consumers` has read and that are older than
+    /// `keep_since`; then, whatever the cursors, the oldest beyond `max_rows`. Returns how
+    /// many were deleted.
+    pub fn prune_events(
+        &self,
+        consumers: &[&str],
+        keep_since: i64,
+        max_rows: i64,
+    ) -> Result<usize, StoreError> {
+        let mut read_by_all = i64::MAX;
+        for c in consumers {
+            read_by_all = read_by_all.min(self.cursor(c)?);
+        }
+        self.write(|tx| {
+            let mut n = tx.execute(
+                "DELETE FROM events WHERE id <= ?1 AND at < ?2",
+                params![read_by_all, keep_since],
+            )?;
+            let total: i64 = tx.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+            if total > max_rows {
+                n += tx.execute(
+                    "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?1)",
+                    params![total - max_rows],
+                )?;
+            }
+            Ok(n)
+        })
+    }
+}

@@ -1,0 +1,6 @@
+//! The daemon's components, each one task with one job.
+
+pub mod control;
+pub mod housekeeping;
+pub mod reconcile;
+pub mod web;
