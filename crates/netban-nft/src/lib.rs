@@ -1,0 +1,38 @@
+//! nftables sink: netban's bans as elements of kernel sets, with per-element timeouts, so the
+//! kernel lifts each ban at its end even when netban is not running.
+//!
+//! ```text
+//! netban changes --> NftSink::apply --> nft -j -f -   one transaction per batch (add, extend, remove)
+//!                    NftSink::held  --> nft -j list table|set         (repair)
+//!                    NftSink::check --> nft -j -t list + nft -c -j -f - (netban check)
+//! ```
+//!
+//! - [`config`]: the driver's keys (`table`, set names, `hooks`, `priority`, `create`, `nft`).
+//! - [`layout`]: which set a target goes to (hosts apart, one set per prefix length).
+//! - [`batch`]: a batch of changes as element commands (`add; delete; add`, no race with
+//!   the kernel's expiry).
+//! - [`ensure`]: the table, sets, chains and drop rules, made without doubling rules.
+//! - [`json`]: the JSON `nft -j` reads, as serde types (never nft syntax).
+//! - [`listing`]: reading `nft -j list` back.
+//! - [`run`]: running `nft` (argv, stdin, bounded output, timeout).
+//! - [`mark`]: element comments (ownership mark, expiry).
+//! - [`sink`] and `held`: [`NftSink`] and the `Sink` impl.
+//! - [`v2`]: TEMPORARY stand-ins for the sink-v2 types core is about to get.
+//!
+//! The kernel facts the design rests on are in `reference/nftables.md` and
+//! `docs/nftables.md`.
+
+pub mod batch;
+pub mod config;
+pub mod ensure;
+mod held;
+pub mod json;
+pub mod layout;
+pub mod listing;
+pub mod mark;
+pub mod run;
+pub mod sink;
+pub mod v2;
+
+pub use config::{Hook, NftConfig};
+pub use sink::NftSink;
