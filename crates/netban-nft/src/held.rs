@@ -63,11 +63,11 @@ impl NftSink {
         } else {
             &["list", "table", "inet", table]
         };
-        let what = format!("{}: listing {}", self.name, self.layout.table_name());
+        let what = format!("listing {}", self.layout.table_name());
         match self.nft.list(args, &what, deadline).await {
             Ok(bytes) => listing::parse(&bytes)
                 .map(Some)
-                .map_err(|e| SinkError::later(format!("{what}: {e}"))),
+                .map_err(|e| SinkError::later(format!("{}: {what}: {e}", self.name))),
             Err(e) if e.refusal() == Some(Refusal::Missing) => Ok(None),
             Err(e) => Err(self.error(&e)),
         }
@@ -86,15 +86,11 @@ impl NftSink {
         } else {
             &["list", "set", "inet", table, set]
         };
-        let what = format!(
-            "{}: listing set {set} of {}",
-            self.name,
-            self.layout.table_name()
-        );
+        let what = format!("listing set {set} of {}", self.layout.table_name());
         match self.nft.list(args, &what, deadline).await {
             Ok(bytes) => {
-                let listing =
-                    listing::parse(&bytes).map_err(|e| SinkError::later(format!("{what}: {e}")))?;
+                let listing = listing::parse(&bytes)
+                    .map_err(|e| SinkError::later(format!("{}: {what}: {e}", self.name)))?;
                 Ok(listing.sets.into_iter().find(|s| s.name == set))
             }
             Err(e) if e.refusal() == Some(Refusal::Missing) => Ok(None),
@@ -102,24 +98,24 @@ impl NftSink {
         }
     }
 
-    /// The targets an operator's set holds now (elements that are no targets left out).
-    pub(crate) async fn list_targets(
+    /// The targets an operator's set holds now, with who made each (elements that are no
+    /// targets left out).
+    pub(crate) async fn list_owned(
         &self,
         set: &str,
         deadline: Instant,
-    ) -> Result<Vec<Target>, SinkError> {
+    ) -> Result<Vec<(Target, Owner)>, SinkError> {
         match self.list_set(set, false, deadline).await? {
             Some(s) => Ok(s
                 .elements
                 .into_iter()
-                .filter_map(|e| e.value.ok())
+                .filter_map(|e| {
+                    let owner = mark::owner(e.comment.as_deref(), &self.mark);
+                    e.value.ok().map(|t| (t, owner))
+                })
                 .collect()),
             None => Err(self.error(&crate::run::NftError::Refused {
-                what: format!(
-                    "{}: listing set {set} of {}",
-                    self.name,
-                    self.layout.table_name()
-                ),
+                what: format!("listing set {set} of {}", self.layout.table_name()),
                 refusal: Refusal::Missing,
                 text: "No such file or directory".into(),
             })),
@@ -213,7 +209,7 @@ impl NftSink {
     async fn reensure(&self, deadline: Instant) -> Result<(), SinkError> {
         let mut known = self.known.lock().await;
         let (tx, k) = self.prepare(&[], deadline).await?;
-        let what = format!("{}: making {}", self.name, self.layout.table_name());
+        let what = format!("making {}", self.layout.table_name());
         self.nft
             .apply(&tx, false, &what, deadline)
             .await
@@ -235,11 +231,7 @@ impl NftSink {
         }
         let listing = self.list_table(true, deadline).await?;
         let (tx, known) = ensure::structure(&self.layout, listing.as_ref(), &[]);
-        let what = format!(
-            "{}: checking {} with nft --check",
-            self.name,
-            self.layout.table_name()
-        );
+        let what = format!("checking {} with nft --check", self.layout.table_name());
         self.nft
             .apply(&tx, true, &what, deadline)
             .await

@@ -16,6 +16,7 @@
 //! - [`listing`]: reading `nft -j list` back.
 //! - [`run`]: running `nft` (argv, stdin, bounded output, timeout).
 //! - [`mark`]: element comments (ownership mark, expiry).
+//! - [`operator`]: `create = false`, meeting the elements of an operator's set.
 //! - [`sink`] and `held`: [`NftSink`] and the `Sink` impl.
 //! - [`v2`]: TEMPORARY stand-ins for the sink-v2 types core is about to get.
 //!
@@ -30,6 +31,7 @@ pub mod json;
 pub mod layout;
 pub mod listing;
 pub mod mark;
+pub mod operator;
 pub mod run;
 pub mod sink;
 pub mod v2;

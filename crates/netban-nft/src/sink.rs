@@ -15,19 +15,20 @@
 //! The driver logic is in inherent methods; the `Sink` impl at the end is a thin layer, so that
 //! moving to the sink-v2 trait (`v2`) only changes that layer.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use netban_core::sink::{Applied, Change, HeldEntry as CoreHeldEntry, Outcome, Sink, SinkError};
 use netban_core::{Target, Until, clock};
 
-use crate::batch::{self, Item, Op, Overlap, Presence};
+use crate::batch::{self, Item, Op, Presence};
 use crate::config::NftConfig;
 use crate::ensure::Known;
 use crate::json::Transaction;
 use crate::layout::{Layout, Place};
 use crate::mark;
+use crate::operator;
 use crate::run::{Nft, NftError, Refusal};
 use crate::v2::{Batching, Commit, HeldEntry, Owner, SinkEnv};
 
@@ -95,7 +96,7 @@ impl NftSink {
             .map(|(i, c)| (*c.target(), i))
             .collect();
         let mut outcomes: Vec<Option<Outcome>> = vec![None; changes.len()];
-        let mut items: Vec<(usize, Item, Option<i64>)> = Vec::new();
+        let mut items: Vec<Pending> = Vec::new();
         for (i, change) in changes.iter().enumerate() {
             if last.get(change.target()) != Some(&i) {
                 continue;
@@ -117,7 +118,11 @@ impl NftSink {
                 Change::Remove { .. } => (Op::Remove, None),
             };
             let target = *change.target();
-            items.push((i, Item { target, place, op }, expires));
+            items.push(Pending {
+                index: i,
+                item: Item { target, place, op },
+                expires,
+            });
         }
         if !items.is_empty() {
             self.run_items(&items, &mut outcomes, deadline).await;
@@ -140,7 +145,7 @@ impl NftSink {
 
     async fn run_items(
         &self,
-        items: &[(usize, Item, Option<i64>)],
+        items: &[Pending],
         outcomes: &mut [Option<Outcome>],
         deadline: Instant,
     ) {
@@ -150,107 +155,90 @@ impl NftSink {
         loop {
             // The structure commands, when something is or may be missing, go into the same
             // transaction as the elements: a batch is always one transaction.
-            let missing = missing_sets(known.as_ref(), items.iter().map(|(_, it, _)| &it.place));
+            let missing = missing_sets(known.as_ref(), items.iter().map(|p| &p.item.place));
             let (mut tx, fresh) = match known.as_ref() {
                 Some(_) if missing.is_empty() => (Transaction::default(), None),
                 _ => match self.prepare(&missing, deadline).await {
                     Ok((tx, k)) => (tx, Some(k)),
-                    Err(e) => return fill(outcomes, items.iter().map(|(i, _, _)| *i), &Err(e)),
+                    Err(e) => return fill(outcomes, items.iter().map(|p| p.index), &Err(e)),
                 },
             };
             let Some(k) = fresh.as_ref().or(known.as_ref()) else {
                 return;
             };
-            let mut sent: Vec<usize> = Vec::new();
-            for (set, group) in batch::by_set(items.iter().map(|(_, it, _)| it)) {
+            // Which changes go into the transaction, by their index.
+            let mut sent = vec![false; outcomes.len()];
+            let mut by_set: BTreeMap<&str, Vec<&Pending>> = BTreeMap::new();
+            for entry in items {
+                by_set
+                    .entry(entry.item.place.set.as_str())
+                    .or_default()
+                    .push(entry);
+            }
+            for (set, group) in by_set {
                 let interval = k.sets.get(set).is_some_and(|s| s.interval);
-                let indexed: Vec<&(usize, Item, Option<i64>)> = items
-                    .iter()
-                    .filter(|(_, it, _)| it.place.set == set)
-                    .collect();
-                if self.layout.create || !interval {
-                    batch::push_set(&mut tx, &self.layout.table, set, &group, Presence::Blind);
-                    sent.extend(indexed.iter().map(|(i, _, _)| *i));
+                if self.layout.create {
+                    let elems: Vec<&Item> = group.iter().map(|p| &p.item).collect();
+                    batch::push_set(&mut tx, &self.layout.table, set, &elems, Presence::Blind);
+                    group.iter().for_each(|p| sent[p.index] = true);
                     continue;
                 }
-                // An operator's interval set: list it, refuse overlaps change by change.
-                let present = match self.list_targets(set, deadline).await {
-                    Ok(p) => p,
+                // An operator's set: list it, leave what netban did not make (`operator`).
+                let listed = match self.list_owned(set, deadline).await {
+                    Ok(l) => l,
                     Err(e) => {
-                        fill(outcomes, indexed.iter().map(|(i, _, _)| *i), &Err(e));
+                        fill(outcomes, group.iter().map(|p| p.index), &Err(e));
                         continue;
                     }
                 };
-                let listed: HashSet<Target> = present.iter().copied().collect();
-                let mut current = present;
-                let mut accepted = Vec::new();
-                for entry in indexed {
-                    let (i, item, expires) = entry;
-                    if item.op == Op::Remove {
-                        current.retain(|t| t != &item.target);
-                        accepted.push(item);
-                        sent.push(*i);
-                        continue;
-                    }
-                    match batch::overlap(&item.target, &current) {
-                        Overlap::None => {
-                            current.push(item.target);
-                            accepted.push(item);
-                            sent.push(*i);
+                let pairs: Vec<(usize, &Item)> = group.iter().map(|p| (p.index, &p.item)).collect();
+                let plan = operator::plan(&self.layout.table, set, interval, &pairs, &listed);
+                let expiry: HashMap<usize, (&Item, Option<i64>)> = group
+                    .iter()
+                    .map(|p| (p.index, (&p.item, p.expires)))
+                    .collect();
+                for (i, settled) in plan.settled {
+                    outcomes[i] = Some(match (settled, expiry.get(&i)) {
+                        (Ok(note), Some((item, expires))) => {
+                            tracing::info!("{}: {note}", self.name);
+                            Ok(self.applied(item, *expires))
                         }
-                        Overlap::CoveredBy(wider) => {
-                            tracing::info!(
-                                "{}: {} is not added to set {set}: {wider} there already covers it",
-                                self.name,
-                                item.target
-                            );
-                            outcomes[*i] = Some(Ok(self.applied(item, *expires)));
-                        }
-                        Overlap::Contains(narrower) => {
-                            outcomes[*i] = Some(Err(SinkError::later(format!(
-                                "{}: {} overlaps {narrower} in set {set} of {}, and the kernel refuses overlapping intervals; remove {narrower} from the set, or let netban keep its own table (create = true), which keeps one set per prefix length",
-                                self.name,
-                                item.target,
-                                self.layout.table_name()
-                            ))));
-                        }
-                    }
+                        (Ok(note), None) => Err(SinkError::later(format!("{}: {note}", self.name))),
+                        (Err(m), _) => Err(SinkError::later(format!("{}: {m}", self.name))),
+                    });
                 }
+                let elems: Vec<&Item> = plan.send.iter().map(|(_, it)| *it).collect();
+                plan.send.iter().for_each(|(i, _)| sent[*i] = true);
                 batch::push_set(
                     &mut tx,
                     &self.layout.table,
                     set,
-                    &accepted,
-                    Presence::Listed(&listed),
+                    &elems,
+                    Presence::Listed(&plan.ours),
                 );
             }
+            let succeed = |outcomes: &mut [Option<Outcome>]| {
+                for p in items.iter().filter(|p| sent[p.index]) {
+                    outcomes[p.index] = Some(Ok(self.applied(&p.item, p.expires)));
+                }
+            };
             if tx.is_empty() {
                 // Nothing to send: every sent change was a removal of what is not there.
-                for (i, item, expires) in items {
-                    if sent.contains(i) {
-                        outcomes[*i] = Some(Ok(self.applied(item, *expires)));
-                    }
-                }
-                return;
+                return succeed(outcomes);
             }
-            let what = format!("{}: a transaction of {} changes", self.name, sent.len());
+            let count = sent.iter().filter(|s| **s).count();
+            let what = format!("a transaction of {count} changes");
             match self.nft.apply(&tx, false, &what, deadline).await {
                 Ok(()) => {
                     if let Some(k) = fresh {
                         *known = Some(k);
                     }
                     tracing::debug!(
-                        "{}: {} changes applied in one transaction in {} ms",
+                        "{}: {count} changes applied in one transaction in {} ms",
                         self.name,
-                        sent.len(),
                         started.elapsed().as_millis()
                     );
-                    for (i, item, expires) in items {
-                        if sent.contains(i) {
-                            outcomes[*i] = Some(Ok(self.applied(item, *expires)));
-                        }
-                    }
-                    return;
+                    return succeed(outcomes);
                 }
                 Err(e) if e.refusal() == Some(Refusal::Missing) && !retried => {
                     tracing::warn!(
@@ -263,7 +251,8 @@ impl NftSink {
                 }
                 Err(e) => {
                     let err = Err(self.error(&e));
-                    return fill(outcomes, sent.iter().copied(), &err);
+                    let which = (0..sent.len()).filter(|i| sent[*i]);
+                    return fill(outcomes, which, &err);
                 }
             }
         }
@@ -295,6 +284,14 @@ impl NftSink {
             _ => SinkError::later(text),
         }
     }
+}
+
+/// A change of the batch on its way: its index in the batch, the element command, and the
+/// expiry it asks for.
+struct Pending {
+    index: usize,
+    item: Item,
+    expires: Option<i64>,
 }
 
 /// The places `items` need that `known` does not have (all of them when nothing is known).

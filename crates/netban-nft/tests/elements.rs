@@ -230,7 +230,7 @@ fn a_batch_of_5000_targets_is_one_transaction() {
         apply_ok(&sink, &changes).await;
         let took = started.elapsed();
         assert_eq!(
-            monitor.settled_generations(),
+            monitor.wait_generations(1),
             1,
             "one transaction for 5,000 targets"
         );
@@ -245,7 +245,7 @@ fn a_batch_of_5000_targets_is_one_transaction() {
             .collect();
         apply_ok(&sink, &unbans).await;
         assert_eq!(
-            monitor.settled_generations(),
+            monitor.wait_generations(2),
             2,
             "and one for the 5,000 unbans"
         );

@@ -301,9 +301,17 @@ impl Monitor {
             .saturating_sub(self.base)
     }
 
-    /// Waits a moment for the monitor to print what was committed, then counts.
-    pub fn settled_generations(&self) -> usize {
-        std::thread::sleep(std::time::Duration::from_millis(200));
+    /// Waits until the monitor has printed at least `expected` transactions (it prints every
+    /// element of a transaction before the generation line, which takes a while for
+    /// thousands), then a moment more for any further one, and counts.
+    pub fn wait_generations(&self, expected: usize) -> usize {
+        let started = std::time::Instant::now();
+        while self.generations() < expected
+            && started.elapsed() < std::time::Duration::from_secs(20)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
         self.generations()
     }
 }
