@@ -226,3 +226,141 @@ pub fn operator_sets(
     }
     Ok(known)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NftConfig;
+    use crate::listing::{ListedChain, ListedRule};
+
+    fn layout(text: &str) -> Layout {
+        let c: NftConfig = toml::from_str(text).unwrap();
+        Layout::new(&c)
+    }
+
+    /// Each command as `verb object name`, e.g. `add set hosts4`.
+    fn commands(tx: &Transaction) -> Vec<String> {
+        let json: serde_json::Value = serde_json::from_slice(&tx.to_json()).unwrap();
+        json["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let (verb, body) = c.as_object().unwrap().iter().next().unwrap();
+                let (kind, spec) = body.as_object().unwrap().iter().next().unwrap();
+                let name = spec
+                    .get("set")
+                    .or(spec.get("name"))
+                    .and_then(|n| n.as_str());
+                let name = match (kind.as_str(), spec["expr"][0]["match"]["right"].as_str()) {
+                    ("rule", Some(set)) => format!("{} {set}", spec["chain"].as_str().unwrap()),
+                    _ => name.unwrap_or("").to_string(),
+                };
+                format!("{verb} {kind} {name}")
+            })
+            .collect()
+    }
+
+    fn set(name: &str, kind: &str, flags: &[&str]) -> ListedSet {
+        ListedSet {
+            table: "netban".into(),
+            name: name.into(),
+            kind: kind.into(),
+            flags: flags.iter().map(|f| f.to_string()).collect(),
+            elements: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_missing_table_is_made_whole() {
+        let (tx, known) = structure(&layout(""), None, &[]);
+        assert_eq!(
+            commands(&tx),
+            [
+                "add table netban",
+                "add set hosts4",
+                "add set hosts6",
+                "add chain input",
+                "add rule input @hosts4",
+                "add rule input @hosts6",
+            ]
+        );
+        assert_eq!(known.sets.len(), 2);
+    }
+
+    #[test]
+    fn an_existing_table_is_completed_without_doubling_rules() {
+        let listing = Listing {
+            sets: vec![
+                set("hosts4", "ipv4_addr", &["timeout"]),
+                set("nets4_24", "ipv4_addr", &["interval", "timeout"]),
+                // Same name, wrong shape (made by hand): made again.
+                set("nets6_64", "ipv6_addr", &["timeout"]),
+                // Not netban's naming: left alone, no rule.
+                set("mine", "ipv4_addr", &[]),
+            ],
+            chains: vec![ListedChain {
+                table: "netban".into(),
+                name: "input".into(),
+                kind: Some("filter".into()),
+                hook: Some("input".into()),
+                prio: Some(0),
+            }],
+            rules: Vec::new(),
+        };
+        let (tx, known) = structure(&layout(""), Some(&listing), &[]);
+        assert_eq!(
+            commands(&tx),
+            [
+                "add table netban",
+                "flush chain input",
+                "delete chain input",
+                "delete set nets6_64",
+                "add set hosts4",
+                "add set hosts6",
+                "add set nets4_24",
+                "add set nets6_64",
+                "add chain input",
+                "add rule input @hosts4",
+                "add rule input @hosts6",
+                "add rule input @nets4_24",
+                "add rule input @nets6_64",
+            ]
+        );
+        assert!(!known.sets.contains_key("mine"));
+    }
+
+    #[test]
+    fn gaps_name_what_is_missing() {
+        let l = layout("");
+        let mut listing = Listing {
+            sets: vec![set("hosts4", "ipv4_addr", &["timeout"])],
+            chains: vec![ListedChain {
+                table: "netban".into(),
+                name: "input".into(),
+                kind: Some("filter".into()),
+                hook: Some("input".into()),
+                prio: Some(-10),
+            }],
+            rules: vec![ListedRule {
+                chain: "input".into(),
+                sets: vec!["hosts4".into()],
+                drops: true,
+            }],
+        };
+        assert_eq!(gaps(&l, &listing), ["set hosts6 is missing"]);
+        listing.sets.push(set("hosts6", "ipv6_addr", &["timeout"]));
+        assert_eq!(
+            gaps(&l, &listing),
+            ["chain input has no drop rule for set hosts6"]
+        );
+        listing.rules.push(ListedRule {
+            chain: "input".into(),
+            sets: vec!["hosts6".into()],
+            drops: true,
+        });
+        assert!(gaps(&l, &listing).is_empty());
+        listing.chains.clear();
+        assert_eq!(gaps(&l, &listing), ["chain input is missing"]);
+    }
+}

@@ -1,5 +1,5 @@
-//! The sink's reads of the kernel: `ensure` (verify or make the structure), `held` (what
-//! the sets hold, for repair) and `check` (`netban check`).
+//! The structure before a batch (`prepare`), what the sets hold (`held`, for repair) and
+//! `netban check`, over the listings of `read`.
 //!
 //! `held` of netban's own table lists the whole table once (`nft -j list table`), which also
 //! shows whether a chain or drop rule was deleted by hand: then it runs `ensure` again, and a
@@ -15,9 +15,8 @@ use netban_core::{Target, clock};
 
 use crate::ensure::{self, Known};
 use crate::json::Transaction;
-use crate::listing::{self, ListedElement, ListedSet, Listing};
+use crate::listing::ListedElement;
 use crate::mark;
-use crate::run::Refusal;
 use crate::sink::NftSink;
 use crate::v2::{HeldEntry, Owner};
 
@@ -38,7 +37,7 @@ impl NftSink {
         if !self.layout.create {
             return Ok((Transaction::default(), self.operator_sets(deadline).await?));
         }
-        let listing = self.list_table(true, deadline).await?;
+        let listing = self.list_structure(deadline).await?;
         if listing.is_none() {
             tracing::info!(
                 "{}: {} does not exist; making it (drop rules in {} at priority {})",
@@ -51,83 +50,17 @@ impl NftSink {
         Ok(ensure::structure(&self.layout, listing.as_ref(), extra))
     }
 
-    /// `nft -j [-t] list table inet T`, parsed; `None` when the table does not exist.
-    async fn list_table(
-        &self,
-        terse: bool,
-        deadline: Instant,
-    ) -> Result<Option<Listing>, SinkError> {
-        let table = self.layout.table.as_str();
-        let args: &[&str] = if terse {
-            &["-t", "list", "table", "inet", table]
-        } else {
-            &["list", "table", "inet", table]
-        };
-        let what = format!("listing {}", self.layout.table_name());
-        match self.nft.list(args, &what, deadline).await {
-            Ok(bytes) => listing::parse(&bytes)
-                .map(Some)
-                .map_err(|e| SinkError::later(format!("{}: {what}: {e}", self.name))),
-            Err(e) if e.refusal() == Some(Refusal::Missing) => Ok(None),
-            Err(e) => Err(self.error(&e)),
-        }
-    }
-
-    /// `nft -j [-t] list set inet T S`, parsed; `None` when the set does not exist.
-    async fn list_set(
-        &self,
-        set: &str,
-        terse: bool,
-        deadline: Instant,
-    ) -> Result<Option<ListedSet>, SinkError> {
-        let table = self.layout.table.as_str();
-        let args: &[&str] = if terse {
-            &["-t", "list", "set", "inet", table, set]
-        } else {
-            &["list", "set", "inet", table, set]
-        };
-        let what = format!("listing set {set} of {}", self.layout.table_name());
-        match self.nft.list(args, &what, deadline).await {
-            Ok(bytes) => {
-                let listing = listing::parse(&bytes)
-                    .map_err(|e| SinkError::later(format!("{}: {what}: {e}", self.name)))?;
-                Ok(listing.sets.into_iter().find(|s| s.name == set))
-            }
-            Err(e) if e.refusal() == Some(Refusal::Missing) => Ok(None),
-            Err(e) => Err(self.error(&e)),
-        }
-    }
-
-    /// The targets an operator's set holds now, with who made each (elements that are no
-    /// targets left out).
-    pub(crate) async fn list_owned(
-        &self,
-        set: &str,
-        deadline: Instant,
-    ) -> Result<Vec<(Target, Owner)>, SinkError> {
-        match self.list_set(set, false, deadline).await? {
-            Some(s) => Ok(s
-                .elements
-                .into_iter()
-                .filter_map(|e| {
-                    let owner = mark::owner(e.comment.as_deref(), &self.mark);
-                    e.value.ok().map(|t| (t, owner))
-                })
-                .collect()),
-            None => Err(self.error(&crate::run::NftError::Refused {
-                what: format!("listing set {set} of {}", self.layout.table_name()),
-                refusal: Refusal::Missing,
-                text: "No such file or directory".into(),
-            })),
-        }
-    }
-
     async fn operator_sets(&self, deadline: Instant) -> Result<Known, SinkError> {
-        let mut listed = Vec::new();
-        for (key, place) in self.layout.operator_sets() {
-            let set = self.list_set(&place.set, true, deadline).await?;
-            listed.push((key, place, set));
-        }
+        let listing = self.list_structure(deadline).await?.unwrap_or_default();
+        let listed: Vec<_> = self
+            .layout
+            .operator_sets()
+            .into_iter()
+            .map(|(key, place)| {
+                let set = listing.sets.iter().find(|s| s.name == place.set).cloned();
+                (key, place, set)
+            })
+            .collect();
         ensure::operator_sets(&self.layout, &listed)
             .map_err(|m| SinkError::later(format!("{}: {m}", self.name)))
     }
@@ -138,7 +71,7 @@ impl NftSink {
         if !self.layout.create {
             let mut out = Vec::new();
             for (key, place) in self.layout.operator_sets() {
-                let Some(set) = self.list_set(&place.set, false, deadline).await? else {
+                let Some(set) = self.list_set(&place.set, deadline).await? else {
                     return Err(SinkError::later(format!(
                         "{}: set {} of {} ({key}) does not exist; define it in your ruleset or use create = true",
                         self.name,
@@ -160,7 +93,7 @@ impl NftSink {
             }
             return Ok(out);
         }
-        let Some(listing) = self.list_table(false, deadline).await? else {
+        let Some(listing) = self.list_table(deadline).await? else {
             tracing::warn!(
                 "{}: {} is gone (deleted by hand?); making it again, repair puts the bans back",
                 self.name,
@@ -229,7 +162,7 @@ impl NftSink {
                 self.layout.table_name()
             ));
         }
-        let listing = self.list_table(true, deadline).await?;
+        let listing = self.list_structure(deadline).await?;
         let (tx, known) = ensure::structure(&self.layout, listing.as_ref(), &[]);
         let what = format!("checking {} with nft --check", self.layout.table_name());
         self.nft

@@ -17,7 +17,7 @@
 //! - [`run`]: running `nft` (argv, stdin, bounded output, timeout).
 //! - [`mark`]: element comments (ownership mark, expiry).
 //! - [`operator`]: `create = false`, meeting the elements of an operator's set.
-//! - [`sink`] and `held`: [`NftSink`] and the `Sink` impl.
+//! - [`sink`], `held`, `read`: [`NftSink`], its listings, and the `Sink` impl.
 //! - [`v2`]: TEMPORARY stand-ins for the sink-v2 types core is about to get.
 //!
 //! The kernel facts the design rests on are in `reference/nftables.md` and
@@ -32,6 +32,7 @@ pub mod layout;
 pub mod listing;
 pub mod mark;
 pub mod operator;
+mod read;
 pub mod run;
 pub mod sink;
 pub mod v2;

@@ -6,7 +6,7 @@
 //! "timeout": 3600, "expires": 3599, "comment": "..."}}` otherwise; `expires` is the remaining
 //! time in whole seconds. Values that are no [`Target`] (a `range` an operator added, a
 //! concatenation) are kept as text so the caller can say what it skipped. With `-t` (terse)
-//! nft leaves the elements out, which makes checking the structure cheap.
+//! nft leaves the elements out (see `read` for what that does and does not save).
 
 use std::collections::BTreeSet;
 
@@ -24,6 +24,7 @@ pub struct Listing {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListedSet {
+    pub table: String,
     pub name: String,
     /// `ipv4_addr`, `ipv6_addr`, or nft's JSON for anything else.
     pub kind: String,
@@ -50,6 +51,7 @@ pub struct ListedElement {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedChain {
+    pub table: String,
     pub name: String,
     pub kind: Option<String>,
     pub hook: Option<String>,
@@ -72,6 +74,8 @@ struct Root {
 
 #[derive(Deserialize)]
 struct RawSet {
+    #[serde(default)]
+    table: String,
     name: String,
     #[serde(rename = "type")]
     kind: Value,
@@ -83,6 +87,8 @@ struct RawSet {
 
 #[derive(Deserialize)]
 struct RawChain {
+    #[serde(default)]
+    table: String,
     name: String,
     #[serde(rename = "type")]
     kind: Option<String>,
@@ -107,6 +113,7 @@ pub fn parse(bytes: &[u8]) -> Result<Listing, String> {
             let raw: RawSet = RawSet::deserialize(v)
                 .map_err(|e| format!("nft listed a set netban cannot read: {e}"))?;
             listing.sets.push(ListedSet {
+                table: raw.table,
                 name: raw.name,
                 kind: match raw.kind {
                     Value::String(s) => s,
@@ -119,6 +126,7 @@ pub fn parse(bytes: &[u8]) -> Result<Listing, String> {
             let raw: RawChain = RawChain::deserialize(v)
                 .map_err(|e| format!("nft listed a chain netban cannot read: {e}"))?;
             listing.chains.push(ListedChain {
+                table: raw.table,
                 name: raw.name,
                 kind: raw.kind,
                 hook: raw.hook,
@@ -218,6 +226,7 @@ mod tests {
         assert_eq!(
             l.chains,
             vec![ListedChain {
+                table: "netban".into(),
                 name: "input".into(),
                 kind: Some("filter".into()),
                 hook: Some("input".into()),

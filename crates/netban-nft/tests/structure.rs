@@ -232,7 +232,7 @@ fn without_privilege_check_and_bans_say_how_to_fix_it() {
         let err = sink.check_sink(deadline()).await.unwrap_err();
         assert_eq!(err.retry, Retry::Later);
         assert!(
-            err.message.starts_with("fw: listing table inet netban: nft said \"Operation not permitted (you must be root)")
+            err.message.starts_with("fw: listing the sets of table inet netban: nft said \"Operation not permitted (you must be root)")
                 && err.message.ends_with(
                     "; netban needs root or CAP_NET_ADMIN to change the firewall (systemd: AmbientCapabilities=CAP_NET_ADMIN)"
                 ),
