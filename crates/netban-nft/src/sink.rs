@@ -275,7 +275,7 @@ impl NftSink {
         match e.refusal() {
             _ if e.is_transient() => SinkError::soon(text),
             Some(Refusal::Permission) => SinkError::later(format!(
-                "{text}; netban needs root or CAP_NET_ADMIN to change the firewall (systemd: AmbientCapabilities=CAP_NET_ADMIN)"
+                "{text}; netban needs CAP_NET_ADMIN to change the firewall: run it as root, and under systemd grant it (netban.service: CapabilityBoundingSet=CAP_NET_ADMIN and AmbientCapabilities=CAP_NET_ADMIN; see docs/nftables.md)"
             )),
             Some(Refusal::Missing) if !self.layout.create => SinkError::later(format!(
                 "{text}; a set netban fills is missing from {} (create = false): define it in your ruleset",

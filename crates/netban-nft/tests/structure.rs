@@ -219,29 +219,40 @@ fn check_says_what_it_found_and_changes_nothing() {
 #[test]
 fn without_privilege_check_and_bans_say_how_to_fix_it() {
     netns::block_on(|_ns| async move {
-        // The real nft, run as nobody without capabilities (setpriv is in util-linux).
+        // The real nft, run as nobody, and as root without capabilities (what netban.service
+        // does with an empty CapabilityBoundingSet=); setpriv is in util-linux.
         let dir = tempfile::tempdir().unwrap();
-        let wrapper = dir.path().join("nft-as-nobody");
-        std::fs::write(
-            &wrapper,
-            "#!/bin/sh\nexec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all /usr/sbin/nft \"$@\"\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let sink = sink(&format!("nft = {:?}\n", wrapper.to_str().unwrap()));
-        let err = sink.check_sink(deadline()).await.unwrap_err();
-        assert_eq!(err.retry, Retry::Later);
-        assert!(
-            err.message.starts_with("fw: listing the sets of table inet netban: nft said \"Operation not permitted (you must be root)")
-                && err.message.ends_with(
-                    "; netban needs root or CAP_NET_ADMIN to change the firewall (systemd: AmbientCapabilities=CAP_NET_ADMIN)"
+        for (name, who, first) in [
+            (
+                "nobody",
+                "--reuid=65534 --regid=65534 --clear-groups",
+                "Operation not permitted (you must be root)",
+            ),
+            ("root", "", "Operation not permitted"),
+        ] {
+            let wrapper = dir.path().join(format!("nft-as-{name}"));
+            std::fs::write(
+                &wrapper,
+                format!("#!/bin/sh\nexec setpriv {who} --inh-caps=-all --bounding-set=-all /usr/sbin/nft \"$@\"\n"),
+            )
+            .unwrap();
+            std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let sink = sink(&format!("nft = {:?}\n", wrapper.to_str().unwrap()));
+            let err = sink.check_sink(deadline()).await.unwrap_err();
+            assert_eq!(err.retry, Retry::Later);
+            assert!(
+                err.message.starts_with(&format!(
+                    "fw: listing the sets of table inet netban: nft said \"{first}"
+                )) && err.message.ends_with(
+                    "; netban needs CAP_NET_ADMIN to change the firewall: run it as root, and under systemd grant it (netban.service: CapabilityBoundingSet=CAP_NET_ADMIN and AmbientCapabilities=CAP_NET_ADMIN; see docs/nftables.md)"
                 ),
-            "{}",
-            err.message
-        );
-        let out = apply(&sink, &[ban("198.51.100.3", 600)]).await;
-        let err = out[0].clone().unwrap_err();
-        assert!(err.message.contains("CAP_NET_ADMIN"), "{}", err.message);
+                "{name}: {}",
+                err.message
+            );
+            let out = apply(&sink, &[ban("198.51.100.3", 600)]).await;
+            let err = out[0].clone().unwrap_err();
+            assert!(err.message.contains("CAP_NET_ADMIN"), "{}", err.message);
+        }
     });
 }
 
