@@ -7,9 +7,11 @@
 //!   running (`self_expiring`). An element that is already there or already gone is no error.
 //! - Before its first batch, when a network of a new prefix length needs its set, and after
 //!   the kernel said something is missing (the table was deleted by hand, and the batch is
-//!   tried once more), the sink lists its table (`nft -j -t`, no elements) and puts the
-//!   structure commands (`ensure`) at the head of the batch's transaction. Otherwise a batch
-//!   costs exactly one `nft` process, and it is always one transaction.
+//!   tried once more), the sink lists its table's sets and chains (two cheap `nft -j list`
+//!   calls, no elements: `read`) and puts the structure commands (`ensure`) at the head of
+//!   the batch's transaction. Otherwise a batch costs exactly one `nft` process, and it is
+//!   always one transaction. With `create = false` each operator set is listed before the
+//!   batch (`operator`).
 //! - `held` lists the sets for repair; `check` tries the structure with `nft --check`.
 //!
 //! The driver logic is in inherent methods; the `Sink` impl at the end is a thin layer, so that
@@ -32,7 +34,7 @@ use crate::operator;
 use crate::run::{Nft, NftError, Refusal};
 use crate::v2::{Batching, Commit, HeldEntry, Owner, SinkEnv};
 
-/// Changes per batch: one transaction of 10,000 host elements takes about 0.1 s.
+/// Changes per batch: one transaction of 10,000 host elements takes about 0.2 s.
 pub const MAX_BATCH: usize = 10_000;
 /// Changes arriving this close together share a transaction (a burst of peer bans).
 pub const BATCH_WINDOW: Duration = Duration::from_millis(100);
@@ -44,8 +46,8 @@ pub struct NftSink {
     pub(crate) nft: Nft,
     pub(crate) mark: String,
     /// The sets verified (or made) since the last time something was found missing; `None`:
-    /// the next batch carries the structure commands. Held across a batch, so one process never runs two
-    /// transactions at once.
+    /// the next batch carries the structure commands. Held across a batch, so one process
+    /// never runs two transactions at once.
     pub(crate) known: tokio::sync::Mutex<Option<Known>>,
 }
 

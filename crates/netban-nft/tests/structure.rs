@@ -267,3 +267,28 @@ fn a_missing_nft_binary_says_what_to_install() {
         );
     });
 }
+
+#[test]
+fn an_nft_call_that_hangs_is_killed_at_the_timeout_and_retried_soon() {
+    netns::block_on(|_ns| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let wrapper = dir.path().join("nft-hangs");
+        std::fs::write(&wrapper, "#!/bin/sh\nexec sleep 30\n").unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let sink = sink(&format!(
+            "nft = {:?}\ntimeout = 0.5\n",
+            wrapper.to_str().unwrap()
+        ));
+        let started = std::time::Instant::now();
+        let out = apply(&sink, &[ban("198.51.100.3", 600), unban("192.0.2.1")]).await;
+        assert!(started.elapsed() < std::time::Duration::from_secs(3));
+        for o in out {
+            let err = o.unwrap_err();
+            assert_eq!(err.retry, Retry::Soon);
+            assert_eq!(
+                err.message,
+                "fw: listing the sets of table inet netban did not finish within 0.5 s and was killed; nothing of it was applied"
+            );
+        }
+    });
+}
