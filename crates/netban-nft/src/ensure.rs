@@ -1,15 +1,17 @@
 //! Making sure the table, sets, chains and drop rules are there, without duplicating rules.
 //!
-//! With `create = true` netban owns its table. [`structure`] turns a terse listing of it
-//! (`nft -j -t list table`, no elements) into one transaction: add the table and every set
+//! With `create = true` netban owns its table. When a listing of it (sets without elements,
+//! chains, rules: see `read`) shows it [`complete`], nothing is done. Otherwise
+//! [`structure`] turns the listing into commands: add the table and every set
 //! (an `add` of something that exists is a no-op), flush netban's hook chains and add one
 //! drop rule per set back (so rules are never doubled, and in one transaction there is no
 //! moment without them), and replace a chain whose hook or priority no longer matches the
 //! config (the kernel refuses to change a chain's priority in place: "Operation not
-//! supported"). Elements are untouched. Running it costs two `nft` calls; the sink runs it
-//! before its first batch, after a batch failed because something was missing (a table
-//! deleted by hand), when a network of a new prefix length needs its set, and when `held`
-//! finds a chain or rule gone. Counters of the drop rules restart at zero each time.
+//! supported"). Elements are untouched. The sink puts these commands at the head of a
+//! batch's transaction; it checks before its first batch, after a batch failed because
+//! something was missing (a table deleted by hand), when a network of a new prefix length
+//! needs its set, and when `held` finds a chain or rule gone. Counters of the drop rules
+//! restart at zero when the rules are made again.
 //!
 //! With `create = false` nothing is created: [`operator_sets`] checks that each configured
 //! set exists in the operator's table with the right type and `flags timeout` (and
@@ -152,6 +154,21 @@ pub fn gaps(layout: &Layout, listing: &Listing) -> Vec<String> {
             out.push(format!("set {} is missing", base.set));
         }
     }
+    for set in &listing.sets {
+        if let Some(place) = layout.own_set(&set.name)
+            && !fits(set, &place)
+        {
+            out.push(format!("set {} has another type or other flags", set.name));
+        }
+    }
+    for chain in &listing.chains {
+        let ours = [Hook::Input, Hook::Forward]
+            .into_iter()
+            .find(|h| h.as_str() == chain.name);
+        if ours.is_some_and(|h| !layout.hooks.contains(&h)) {
+            out.push(format!("chain {} is not in hooks", chain.name));
+        }
+    }
     for hook in &layout.hooks {
         let chain = listing.chains.iter().find(|c| c.name == hook.as_str());
         match chain {
@@ -181,6 +198,27 @@ pub fn gaps(layout: &Layout, listing: &Listing) -> Vec<String> {
         }
     }
     out
+}
+
+/// The sets of a listed table that needs nothing done (no [`gaps`], every set of `extra`
+/// there with the right shape): then a batch needs no structure commands.
+pub fn complete(layout: &Layout, listing: &Listing, extra: &[Place]) -> Option<Known> {
+    if !gaps(layout, listing).is_empty() {
+        return None;
+    }
+    let mut known = Known::default();
+    for set in &listing.sets {
+        if let Some(place) = layout.own_set(&set.name) {
+            known.sets.insert(
+                place.set.clone(),
+                Shape {
+                    v6: place.v6,
+                    interval: place.network,
+                },
+            );
+        }
+    }
+    extra.iter().all(|p| known.has(p)).then_some(known)
 }
 
 /// With `create = false`: checks the operator's sets as listed (`None`: not there) and
@@ -291,6 +329,7 @@ mod tests {
     #[test]
     fn an_existing_table_is_completed_without_doubling_rules() {
         let listing = Listing {
+            tables: Vec::new(),
             sets: vec![
                 set("hosts4", "ipv4_addr", &["timeout"]),
                 set("nets4_24", "ipv4_addr", &["interval", "timeout"]),
@@ -334,6 +373,7 @@ mod tests {
     fn gaps_name_what_is_missing() {
         let l = layout("");
         let mut listing = Listing {
+            tables: Vec::new(),
             sets: vec![set("hosts4", "ipv4_addr", &["timeout"])],
             chains: vec![ListedChain {
                 table: "netban".into(),
@@ -343,6 +383,7 @@ mod tests {
                 prio: Some(-10),
             }],
             rules: vec![ListedRule {
+                table: "netban".into(),
                 chain: "input".into(),
                 sets: vec!["hosts4".into()],
                 drops: true,
@@ -355,12 +396,39 @@ mod tests {
             ["chain input has no drop rule for set hosts6"]
         );
         listing.rules.push(ListedRule {
+            table: "netban".into(),
             chain: "input".into(),
             sets: vec!["hosts6".into()],
             drops: true,
         });
         assert!(gaps(&l, &listing).is_empty());
+        let extra = l
+            .place(&netban_core::Target::parse("203.0.113.0/24").unwrap())
+            .unwrap();
+        let known = complete(&l, &listing, &[]).expect("complete");
+        assert_eq!(known.sets.len(), 2);
+        assert_eq!(
+            complete(&l, &listing, &[extra]),
+            None,
+            "a new set is needed"
+        );
+        listing.chains.push(ListedChain {
+            table: "netban".into(),
+            name: "forward".into(),
+            kind: Some("filter".into()),
+            hook: Some("forward".into()),
+            prio: Some(-10),
+        });
+        assert_eq!(gaps(&l, &listing), ["chain forward is not in hooks"]);
+        listing.chains.retain(|c| c.name != "forward");
+        listing
+            .sets
+            .push(set("nets6_64", "ipv6_addr", &["timeout"]));
+        assert!(
+            gaps(&l, &listing)
+                .contains(&"set nets6_64 has another type or other flags".to_string())
+        );
         listing.chains.clear();
-        assert_eq!(gaps(&l, &listing), ["chain input is missing"]);
+        assert!(gaps(&l, &listing).contains(&"chain input is missing".to_string()));
     }
 }

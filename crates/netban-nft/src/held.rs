@@ -47,6 +47,12 @@ impl NftSink {
                 self.layout.priority
             );
         }
+        if let Some(known) = listing
+            .as_ref()
+            .and_then(|l| ensure::complete(&self.layout, l, extra))
+        {
+            return Ok((Transaction::default(), known));
+        }
         Ok(ensure::structure(&self.layout, listing.as_ref(), extra))
     }
 
@@ -175,6 +181,11 @@ impl NftSink {
                 self.layout.table_name(),
                 self.hooks_text(),
                 self.layout.priority
+            ),
+            Some(l) if !ensure::gaps(&self.layout, &l).is_empty() => format!(
+                "{} is incomplete ({}); netban completes it at the next batch (checked with nft --check)",
+                self.layout.table_name(),
+                ensure::gaps(&self.layout, &l).join("; ")
             ),
             Some(_) => format!(
                 "{} is ready: sets {}; drop rules in {} at priority {}",

@@ -17,6 +17,8 @@ use serde_json::Value;
 /// What one listing holds, in nft's order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Listing {
+    /// `(family, name)` of each table listed.
+    pub tables: Vec<(String, String)>,
     pub sets: Vec<ListedSet>,
     pub chains: Vec<ListedChain>,
     pub rules: Vec<ListedRule>,
@@ -60,6 +62,7 @@ pub struct ListedChain {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedRule {
+    pub table: String,
     pub chain: String,
     /// Sets the rule matches against (`@name`).
     pub sets: Vec<String>,
@@ -98,6 +101,8 @@ struct RawChain {
 
 #[derive(Deserialize)]
 struct RawRule {
+    #[serde(default)]
+    table: String,
     chain: String,
     #[serde(default)]
     expr: Vec<Value>,
@@ -109,7 +114,11 @@ pub fn parse(bytes: &[u8]) -> Result<Listing, String> {
         .map_err(|e| format!("nft printed a listing netban cannot read: {e}"))?;
     let mut listing = Listing::default();
     for object in root.nftables {
-        if let Some(v) = object.get("set") {
+        if let Some(v) = object.get("table") {
+            let family = v.get("family").and_then(Value::as_str).unwrap_or_default();
+            let name = v.get("name").and_then(Value::as_str).unwrap_or_default();
+            listing.tables.push((family.to_string(), name.to_string()));
+        } else if let Some(v) = object.get("set") {
             let raw: RawSet = RawSet::deserialize(v)
                 .map_err(|e| format!("nft listed a set netban cannot read: {e}"))?;
             listing.sets.push(ListedSet {
@@ -184,6 +193,7 @@ fn rule(raw: RawRule) -> ListedRule {
         drops |= statement.get("drop").is_some();
     }
     ListedRule {
+        table: raw.table,
         chain: raw.chain,
         sets,
         drops,
@@ -201,6 +211,7 @@ mod tests {
     #[test]
     fn reads_sets_elements_chains_and_rules() {
         let l = parse(LISTED.as_bytes()).unwrap();
+        assert_eq!(l.tables, [("inet".to_string(), "netban".to_string())]);
         assert_eq!(l.sets.len(), 2);
         let hosts = &l.sets[0];
         assert_eq!(hosts.name, "hosts4");
@@ -236,6 +247,7 @@ mod tests {
         assert_eq!(
             l.rules,
             vec![ListedRule {
+                table: "netban".into(),
                 chain: "input".into(),
                 sets: vec!["hosts4".into()],
                 drops: true,

@@ -80,6 +80,26 @@ fn the_table_gets_a_drop_rule_per_set_in_every_hook() {
 }
 
 #[test]
+fn a_new_netban_process_leaves_a_complete_table_alone() {
+    netns::block_on(|ns| async move {
+        apply_ok(&sink(""), &[ban("198.51.100.7", 600)]).await;
+        ns.add_address("198.51.100.7");
+        assert!(!ns.ping("198.51.100.7", "127.0.0.1"));
+        let counted = ns.nft(&["list", "chain", "inet", TABLE, "input"]);
+        assert!(counted.contains("@hosts4 counter packets 1 "), "{counted}");
+        // Another process (the CLI delivering inline, a restarted daemon) bans something.
+        let monitor = ns.monitor();
+        apply_ok(&sink(""), &[ban("198.51.100.8", 600)]).await;
+        assert_eq!(monitor.wait_generations(1), 1);
+        let after = ns.nft(&["list", "chain", "inet", TABLE, "input"]);
+        assert!(
+            after.contains("@hosts4 counter packets 1 "),
+            "rules kept, counters too: {after}"
+        );
+    });
+}
+
+#[test]
 fn an_element_deleted_by_hand_is_missing_from_held() {
     netns::block_on(|ns| async move {
         let sink = sink("");
@@ -213,6 +233,13 @@ fn check_says_what_it_found_and_changes_nothing() {
             line,
             "table inet netban is ready: sets hosts4, hosts6, nets4_24; drop rules in input at priority -10"
         );
+        ns.nft(&["flush", "chain", "inet", TABLE, "input"]);
+        let line = sink.check_sink(deadline()).await.unwrap();
+        assert_eq!(
+            line,
+            "table inet netban is incomplete (chain input has no drop rule for set hosts4; chain input has no drop rule for set hosts6; chain input has no drop rule for set nets4_24); netban completes it at the next batch (checked with nft --check)"
+        );
+        assert!(rules(&ns, "input").is_empty(), "check changed nothing");
     });
 }
 
@@ -242,7 +269,7 @@ fn without_privilege_check_and_bans_say_how_to_fix_it() {
             assert_eq!(err.retry, Retry::Later);
             assert!(
                 err.message.starts_with(&format!(
-                    "fw: listing the sets of table inet netban: nft said \"{first}"
+                    "fw: listing the structure of table inet netban: nft said \"{first}"
                 )) && err.message.ends_with(
                     "; netban needs CAP_NET_ADMIN to change the firewall: run it as root, and under systemd grant it (netban.service: CapabilityBoundingSet=CAP_NET_ADMIN and AmbientCapabilities=CAP_NET_ADMIN; see docs/nftables.md)"
                 ),
@@ -287,7 +314,7 @@ fn an_nft_call_that_hangs_is_killed_at_the_timeout_and_retried_soon() {
             assert_eq!(err.retry, Retry::Soon);
             assert_eq!(
                 err.message,
-                "fw: listing the sets of table inet netban did not finish within 0.5 s and was killed; nothing of it was applied"
+                "fw: listing the structure of table inet netban did not finish within 0.5 s and was killed; nothing of it was applied"
             );
         }
     });
