@@ -7,9 +7,9 @@
 //!   running (`self_expiring`). An element that is already there or already gone is no error.
 //! - Before its first batch, when a network of a new prefix length needs its set, and after
 //!   the kernel said something is missing (the table was deleted by hand, and the batch is
-//!   tried once more), the sink lists its table's sets and chains (two cheap `nft -j list`
-//!   calls, no elements: `read`) and puts the structure commands (`ensure`) at the head of
-//!   the batch's transaction. Otherwise a batch costs exactly one `nft` process, and it is
+//!   tried once more), the sink reads its table's structure (one cheap `nft -j -t list
+//!   ruleset inet`, no elements: `read`) and, when something is missing, puts the structure
+//!   commands (`ensure`) at the head of the batch's transaction. Otherwise a batch costs exactly one `nft` process, and it is
 //!   always one transaction. With `create = false` each operator set is listed before the
 //!   batch (`operator`).
 //! - `held` lists the sets for repair; `check` tries the structure with `nft --check`.
