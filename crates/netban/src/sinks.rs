@@ -4,7 +4,7 @@
 use netban_core::config::{Config, ConfigError, SinkDef};
 
 /// The driver types, for messages.
-pub const TYPES: &[&str] = &["exafs", "exec"];
+pub const TYPES: &[&str] = &["exafs", "exec", "nftables"];
 
 /// Every configured sink, read by its driver (a NETCONF `devices` list becomes one sink per
 /// device); names are unique.
@@ -14,6 +14,7 @@ pub fn define(config: &Config) -> Result<Vec<SinkDef>, ConfigError> {
         let defs = match s.common.kind.as_str() {
             "exafs" => s.define::<netban_exafs::ExafsConfig>()?,
             "exec" => s.define::<netban_core::exec::ExecConfig>()?,
+            "nftables" => s.define::<netban_nft::NftConfig>()?,
             other => {
                 return Err(s.invalid(format!(
                     "sink {:?}: unknown type {other:?}; known types: {}",
