@@ -1,0 +1,391 @@
+//! [`NetconfSink`]: one device's blocklist, kept equal to netban's desired set.
+//!
+//! - [`NetconfSink::apply_batch`]: ALL changes of a batch in ONE `<edit-config>` and ONE
+//!   `<commit/>`. The batch is all-or-nothing ([`Commit::Atomic`]): when the device rejects
+//!   it, every change fails with `Retry::Later` and the engine bisects the batch to find the
+//!   offending entries; when the connection fails, every change fails with `Retry::Soon`.
+//!   Deleting an entry that is already gone (`data-missing`) counts as done: the driver reads
+//!   the list back and edits again without the missing ones.
+//! - [`NetconfSink::list`]: the blocklist as the running configuration holds it, each entry
+//!   with its [`Owner`] from the comment mark (or the whole list netban's).
+//! - [`NetconfSink::check`]: a fresh session (host key verified), the list read and counted.
+//!
+//! The driver logic is in these inherent methods; the `Sink` impl at the end is a thin layer
+//! (to be moved to the sink-v2 trait when core has it: see [`crate::v2`]).
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use netban_core::Target;
+use netban_core::sink::{self as core_sink, Applied, Change, Outcome, Sink, SinkError};
+
+use crate::build::{self, BuildError};
+use crate::config::{Datastore, NetconfConfig};
+use crate::device::Device;
+use crate::edit::{self, EditMode, RawEntry};
+use crate::error::NetconfError;
+use crate::layout::Layout;
+use crate::presets::Ownership;
+use crate::v2::{Batching, Commit, HeldEntry, Owner, SinkEnv, owner_of};
+
+/// The default batch window: changes arriving within it go to the device as one commit.
+pub const DEFAULT_BATCH_WINDOW: Duration = Duration::from_secs(2);
+
+/// The NETCONF sink of one device. See the module documentation.
+pub struct NetconfSink {
+    name: String,
+    host_id: String,
+    mark: String,
+    layout: Layout,
+    mode: EditMode,
+    max_batch: usize,
+    warnings: Vec<String>,
+    device: Device,
+}
+
+impl NetconfSink {
+    /// Builds the sink of one device (an element of [`NetconfConfig::expand`]); reads the
+    /// password or key file; no network I/O.
+    pub fn new(
+        name: &str,
+        config: &NetconfConfig,
+        env: &SinkEnv,
+    ) -> Result<NetconfSink, BuildError> {
+        config
+            .validate()
+            .map_err(|e| BuildError(format!("{name}: {e}")))?;
+        let prefixed = |e: BuildError| BuildError(format!("{name}: {e}"));
+        let layout = config
+            .layout()
+            .map_err(|e| BuildError(format!("{name}: {e}")))?;
+        let endpoint = build::endpoint(config).map_err(prefixed)?;
+        let login = build::login(config).map_err(prefixed)?;
+        let options = build::session_options(config);
+        let warnings = config.warnings();
+        for w in &warnings {
+            tracing::warn!("{name}: {w}");
+        }
+        Ok(NetconfSink {
+            name: name.to_string(),
+            host_id: env.host_id.clone(),
+            mark: env.mark.clone(),
+            layout,
+            mode: EditMode {
+                datastore: config.datastore,
+                lock: config.lock,
+                discard_changes: config.discard_changes,
+            },
+            max_batch: config.max_batch,
+            warnings,
+            device: Device::new(endpoint, login, options),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn batching(&self) -> Batching {
+        Batching {
+            max: self.max_batch,
+            window: DEFAULT_BATCH_WINDOW,
+        }
+    }
+
+    pub fn commit(&self) -> Commit {
+        Commit::Atomic
+    }
+
+    /// One outcome per change, in order. See the module documentation.
+    pub async fn apply_batch(&self, changes: &[Change], deadline: Instant) -> Vec<Outcome> {
+        if changes.is_empty() {
+            return Vec::new();
+        }
+        // A target named twice: the last change wins (the earlier one is superseded).
+        let mut last: HashMap<&Target, usize> = HashMap::new();
+        for (i, c) in changes.iter().enumerate() {
+            last.insert(c.target(), i);
+        }
+        let effective: Vec<&Change> = changes
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| last.get(c.target()) == Some(i))
+            .map(|(_, c)| c)
+            .collect();
+        let began = Instant::now();
+        let result = crate::with_session!(self.device, deadline, |session| {
+            self.edit(session, &effective, deadline).await
+        });
+        match result {
+            Ok(()) => {
+                tracing::info!(
+                    "{}: {} changes committed in one edit ({} adds, {} removes) in {:.2?}",
+                    self.name,
+                    effective.len(),
+                    effective
+                        .iter()
+                        .filter(|c| matches!(c, Change::Add { .. }))
+                        .count(),
+                    effective
+                        .iter()
+                        .filter(|c| matches!(c, Change::Remove { .. }))
+                        .count(),
+                    began.elapsed()
+                );
+                changes.iter().map(|_| Ok(Applied::default())).collect()
+            }
+            Err(e) => {
+                let err = self.batch_error(&e, changes);
+                tracing::warn!("{}", err.message);
+                changes.iter().map(|_| Err(err.clone())).collect()
+            }
+        }
+    }
+
+    fn batch_error(&self, e: &NetconfError, changes: &[Change]) -> SinkError {
+        let mut err = e.to_sink_error(&self.name);
+        if matches!(e, NetconfError::Rpc { .. }) {
+            err.message = match changes {
+                [one] => format!(
+                    "{}: the device refused to {} {}: {e}",
+                    self.name,
+                    one.verb(),
+                    one.target()
+                ),
+                many => format!(
+                    "{}: the device rejected the batch of {} changes: {e}; netban tries smaller batches to find the entries it refuses",
+                    self.name,
+                    many.len()
+                ),
+            };
+        }
+        err
+    }
+
+    /// The edit of one batch on `session`, with the `data-missing` retry.
+    async fn edit(
+        &self,
+        session: &mut crate::session::Session,
+        changes: &[&Change],
+        deadline: Instant,
+    ) -> Result<(), NetconfError> {
+        let first = edit::apply(session, self.mode, &self.render(changes), deadline).await;
+        let Err(e) = first else { return Ok(()) };
+        let removes = changes
+            .iter()
+            .filter(|c| matches!(c, Change::Remove { .. }))
+            .count();
+        if removes == 0 || !e.is_rpc_tag("data-missing") {
+            return Err(e);
+        }
+        // Some entries to remove are gone already: that is what netban wanted. Edit again
+        // without them.
+        let kept: Vec<&Change> =
+            match edit::read(session, &self.layout, self.mode.datastore, deadline).await? {
+                Some(held) => {
+                    let present: HashSet<&str> = held.iter().map(|h| h.prefix.as_str()).collect();
+                    changes
+                        .iter()
+                        .copied()
+                        .filter(|c| match c {
+                            Change::Add { .. } => true,
+                            Change::Remove { target, .. } => {
+                                present.contains(target.to_string().as_str())
+                                    || present.contains(target.ip_display().as_str())
+                            }
+                        })
+                        .collect()
+                }
+                None => {
+                    // No way to list: apply the adds, then each remove alone.
+                    let adds: Vec<&Change> = changes
+                        .iter()
+                        .copied()
+                        .filter(|c| matches!(c, Change::Add { .. }))
+                        .collect();
+                    if !adds.is_empty() {
+                        edit::apply(session, self.mode, &self.render(&adds), deadline).await?;
+                    }
+                    for c in changes
+                        .iter()
+                        .filter(|c| matches!(c, Change::Remove { .. }))
+                    {
+                        match edit::apply(session, self.mode, &self.render(&[*c]), deadline).await {
+                            Err(e) if e.is_rpc_tag("data-missing") => {}
+                            other => other?,
+                        }
+                    }
+                    return Ok(());
+                }
+            };
+        tracing::debug!(
+            "{}: {} of {removes} entries to remove were already gone",
+            self.name,
+            changes.len() - kept.len()
+        );
+        if kept.is_empty() {
+            return Ok(());
+        }
+        edit::apply(session, self.mode, &self.render(&kept), deadline).await
+    }
+
+    /// The content of `<config>` for these changes.
+    fn render(&self, changes: &[&Change]) -> String {
+        let mut entries = String::new();
+        for c in changes {
+            match c {
+                Change::Add { target, lease, .. } => entries.push_str(&self.layout.add.render(
+                    target,
+                    lease,
+                    &self.host_id,
+                    &self.mark,
+                )),
+                Change::Remove { target, lease, .. } => entries.push_str(
+                    &self
+                        .layout
+                        .remove
+                        .render(target, lease, &self.host_id, &self.mark),
+                ),
+            }
+        }
+        self.layout.wrapper.wrap(&entries)
+    }
+
+    /// What the running configuration holds; `None` without a `list_filter`.
+    pub async fn list(&self, deadline: Instant) -> Result<Option<Vec<HeldEntry>>, SinkError> {
+        if self.layout.list_filter.is_none() {
+            return Ok(None);
+        }
+        let raw = crate::with_session!(self.device, deadline, |session| {
+            edit::read(session, &self.layout, Datastore::Running, deadline).await
+        })
+        .map_err(|e| e.to_sink_error(&self.name))?;
+        Ok(raw.map(|raw| self.held_entries(raw)))
+    }
+
+    fn held_entries(&self, raw: Vec<RawEntry>) -> Vec<HeldEntry> {
+        // One entry per target, in the device's order; a canonical entry wins over a
+        // non-canonical spelling of the same network.
+        let mut index: HashMap<Target, usize> = HashMap::new();
+        let mut out: Vec<HeldEntry> = Vec::new();
+        for r in raw {
+            let Ok(target) = Target::parse(&r.prefix) else {
+                tracing::debug!("{}: ignoring entry {:?}: not a prefix", self.name, r.prefix);
+                continue;
+            };
+            // netban writes only canonical prefixes; anything else was written by somebody
+            // else (and removing `target` would not remove it).
+            let canonical = r.prefix == target.to_string() || r.prefix == target.ip_display();
+            let owner = if !canonical {
+                Owner::Foreign
+            } else {
+                match self.layout.ownership {
+                    Ownership::List => Owner::This,
+                    Ownership::Mark => owner_of(r.comment.as_deref().unwrap_or(""), &self.mark),
+                }
+            };
+            let entry = HeldEntry {
+                target,
+                remote_id: None,
+                expires: None,
+                owner,
+                not_enforced: None,
+            };
+            match index.get(&target) {
+                Some(&i) if canonical => out[i] = entry,
+                Some(_) => {}
+                None => {
+                    index.insert(target, out.len());
+                    out.push(entry);
+                }
+            }
+        }
+        out
+    }
+
+    /// Opens a fresh session (host key verified), reads the list; one line for `netban check`.
+    pub async fn check(&self, deadline: Instant) -> Result<String, SinkError> {
+        let err = |e: NetconfError| e.to_sink_error(&self.name);
+        let mut session = self.device.open_fresh(deadline).await.map_err(err)?;
+        let mut line = format!(
+            "{} (host key {}), NETCONF session {} with {}, {} datastore",
+            session.addr(),
+            session.host_key(),
+            session.session_id().unwrap_or("?"),
+            session.framing().as_str(),
+            self.mode.datastore.as_str()
+        );
+        if self.mode.datastore == Datastore::Candidate
+            && !session.has_capability(crate::session::CANDIDATE)
+        {
+            return Err(err(NetconfError::NoCandidate {
+                addr: session.addr().to_string(),
+            }));
+        }
+        let raw = edit::read(&mut session, &self.layout, Datastore::Running, deadline)
+            .await
+            .map_err(err)?;
+        session.close().await;
+        match raw {
+            None => line.push_str("; the blocklist is not read (no list_filter)"),
+            Some(raw) => {
+                let held = self.held_entries(raw);
+                let count = |o: fn(&Owner) -> bool| held.iter().filter(|h| o(&h.owner)).count();
+                line.push_str(&format!(
+                    "; {} entries in the blocklist: {} netban's (this instance), {} of other netban instances, {} not netban's",
+                    held.len(),
+                    count(|o| *o == Owner::This),
+                    count(|o| matches!(o, Owner::Host(_))),
+                    count(|o| *o == Owner::Foreign),
+                ));
+            }
+        }
+        for w in &self.warnings {
+            line.push_str(&format!("; warning: {w}"));
+        }
+        Ok(line)
+    }
+
+    /// Closes the kept session (shutdown, reload).
+    pub async fn close(&self) {
+        self.device.close().await;
+    }
+}
+
+/// The current core trait (before sink-v2): a thin layer over the inherent methods.
+#[async_trait]
+impl Sink for NetconfSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    async fn apply(&self, changes: &[Change], deadline: Instant) -> Vec<Outcome> {
+        self.apply_batch(changes, deadline).await
+    }
+
+    async fn held(
+        &self,
+        deadline: Instant,
+    ) -> Result<Option<Vec<core_sink::HeldEntry>>, SinkError> {
+        Ok(self.list(deadline).await?.map(|held| {
+            held.into_iter()
+                .map(|h| core_sink::HeldEntry {
+                    target: h.target,
+                    remote_id: h.remote_id,
+                    expires: h.expires,
+                    marked: h.owner == Owner::This,
+                    not_enforced: h.not_enforced,
+                })
+                .collect()
+        }))
+    }
+
+    async fn check(&self, deadline: Instant) -> Result<String, SinkError> {
+        NetconfSink::check(self, deadline).await
+    }
+}
