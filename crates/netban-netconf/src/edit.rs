@@ -47,18 +47,18 @@ pub async fn apply(
             // The session is dropped; the device discards its changes and releases its lock.
             return result;
         }
-        if mode.datastore == Datastore::Candidate && mode.discard_changes {
-            if let Err(d) = session
+        if mode.datastore == Datastore::Candidate
+            && mode.discard_changes
+            && let Err(d) = session
                 .rpc("discard-changes", "<nc:discard-changes/>", deadline)
                 .await
-            {
-                tracing::warn!(
-                    "netconf: {}: discard-changes after the failed edit failed too: {d}",
-                    session.addr()
-                );
-                if d.breaks_session() {
-                    return result;
-                }
+        {
+            tracing::warn!(
+                "netconf: {}: discard-changes after the failed edit failed too: {d}",
+                session.addr()
+            );
+            if d.breaks_session() {
+                return result;
             }
         }
     }

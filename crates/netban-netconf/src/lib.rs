@@ -11,7 +11,8 @@
 //!
 //! - [`config`]: the sink's keys, `devices = [...]` expansion, validation; [`layout`]: the
 //!   payload templates; [`presets`]: the shipped layouts.
-//! - [`sink`]: [`NetconfSink`]; [`edit`]: the NETCONF operations of a batch and a listing.
+//! - [`sink`]: [`NetconfSink`]; [`edit`]: the NETCONF operations of a batch and a listing;
+//!   [`listing`]: owners of listed entries, entries netban leaves alone.
 //! - [`device`]: the session kept per device, reconnect with backoff.
 //! - [`session`]: hello, framing, message ids, timeouts; [`framing`]: RFC 6242 framing.
 //! - [`transport`]: SSH with russh; [`hostkey`]: pinned fingerprints and `known_hosts`.
@@ -30,6 +31,7 @@ pub mod error;
 pub mod framing;
 pub mod hostkey;
 pub mod layout;
+pub mod listing;
 pub mod presets;
 pub mod reply;
 pub mod session;

@@ -23,11 +23,12 @@ use netban_core::sink::{self as core_sink, Applied, Change, Outcome, Sink, SinkE
 use crate::build::{self, BuildError};
 use crate::config::{Datastore, NetconfConfig};
 use crate::device::Device;
-use crate::edit::{self, EditMode, RawEntry};
+use crate::edit::{self, EditMode};
 use crate::error::NetconfError;
 use crate::layout::Layout;
+use crate::listing::{self, OthersCache};
 use crate::presets::Ownership;
-use crate::v2::{Batching, Commit, HeldEntry, Owner, SinkEnv, owner_of};
+use crate::v2::{Batching, Commit, HeldEntry, Owner, SinkEnv};
 
 /// The default batch window: changes arriving within it go to the device as one commit.
 pub const DEFAULT_BATCH_WINDOW: Duration = Duration::from_secs(2);
@@ -42,6 +43,8 @@ pub struct NetconfSink {
     max_batch: usize,
     warnings: Vec<String>,
     device: Device,
+    /// Entries of other owners, never added over nor removed.
+    others: OthersCache,
 }
 
 impl NetconfSink {
@@ -79,6 +82,7 @@ impl NetconfSink {
             max_batch: config.max_batch,
             warnings,
             device: Device::new(endpoint, login, options),
+            others: OthersCache::default(),
         })
     }
 
@@ -145,7 +149,22 @@ impl NetconfSink {
 
     fn batch_error(&self, e: &NetconfError, changes: &[Change]) -> SinkError {
         let mut err = e.to_sink_error(&self.name);
-        if matches!(e, NetconfError::Rpc { .. }) {
+        if let NetconfError::Rpc { addr, errors, .. } = e
+            && e.is_rpc_tag("lock-denied")
+        {
+            let holder = errors
+                .iter()
+                .find_map(|r| r.info("session-id"))
+                .map(|s| format!(" (session {s})"))
+                .unwrap_or_default();
+            err.message = format!(
+                "{}: the {} of {addr} is locked by another session{holder}: somebody is editing the device; netban tries again soon",
+                self.name,
+                self.mode.datastore.as_str()
+            );
+            return err;
+        }
+        if matches!(e, NetconfError::Rpc { .. }) && err.retry == netban_core::sink::Retry::Later {
             err.message = match changes {
                 [one] => format!(
                     "{}: the device refused to {} {}: {e}",
@@ -163,13 +182,35 @@ impl NetconfSink {
         err
     }
 
-    /// The edit of one batch on `session`, with the `data-missing` retry.
+    /// The edit of one batch on `session`: without the targets other owners hold, with the
+    /// `data-missing` retry.
     async fn edit(
         &self,
         session: &mut crate::session::Session,
         changes: &[&Change],
         deadline: Instant,
     ) -> Result<(), NetconfError> {
+        let others = self.others(session, deadline).await?;
+        let changes: Vec<&Change> = changes
+            .iter()
+            .copied()
+            .filter(|c| {
+                let theirs = others.contains(c.target());
+                if theirs {
+                    tracing::info!(
+                        "{}: {} is held by an entry netban did not make; netban leaves it as it is ({} not sent)",
+                        self.name,
+                        c.target(),
+                        c.verb()
+                    );
+                }
+                !theirs
+            })
+            .collect();
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let changes = changes.as_slice();
         let first = edit::apply(session, self.mode, &self.render(changes), deadline).await;
         let Err(e) = first else { return Ok(()) };
         let removes = changes
@@ -230,6 +271,27 @@ impl NetconfSink {
         edit::apply(session, self.mode, &self.render(&kept), deadline).await
     }
 
+    /// The targets held by other owners (listed at most once a minute); empty when netban
+    /// owns the whole list or cannot list it.
+    async fn others(
+        &self,
+        session: &mut crate::session::Session,
+        deadline: Instant,
+    ) -> Result<std::sync::Arc<HashSet<Target>>, NetconfError> {
+        if self.layout.ownership == Ownership::List || self.layout.list_filter.is_none() {
+            return Ok(Default::default());
+        }
+        if let Some(set) = self.others.fresh() {
+            return Ok(set);
+        }
+        let raw = edit::read(session, &self.layout, Datastore::Running, deadline)
+            .await?
+            .unwrap_or_default();
+        Ok(self
+            .others
+            .put(listing::others(&raw, &self.layout, &self.mark)))
+    }
+
     /// The content of `<config>` for these changes.
     fn render(&self, changes: &[&Change]) -> String {
         let mut entries = String::new();
@@ -261,47 +323,13 @@ impl NetconfSink {
             edit::read(session, &self.layout, Datastore::Running, deadline).await
         })
         .map_err(|e| e.to_sink_error(&self.name))?;
-        Ok(raw.map(|raw| self.held_entries(raw)))
-    }
-
-    fn held_entries(&self, raw: Vec<RawEntry>) -> Vec<HeldEntry> {
-        // One entry per target, in the device's order; a canonical entry wins over a
-        // non-canonical spelling of the same network.
-        let mut index: HashMap<Target, usize> = HashMap::new();
-        let mut out: Vec<HeldEntry> = Vec::new();
-        for r in raw {
-            let Ok(target) = Target::parse(&r.prefix) else {
-                tracing::debug!("{}: ignoring entry {:?}: not a prefix", self.name, r.prefix);
-                continue;
-            };
-            // netban writes only canonical prefixes; anything else was written by somebody
-            // else (and removing `target` would not remove it).
-            let canonical = r.prefix == target.to_string() || r.prefix == target.ip_display();
-            let owner = if !canonical {
-                Owner::Foreign
-            } else {
-                match self.layout.ownership {
-                    Ownership::List => Owner::This,
-                    Ownership::Mark => owner_of(r.comment.as_deref().unwrap_or(""), &self.mark),
-                }
-            };
-            let entry = HeldEntry {
-                target,
-                remote_id: None,
-                expires: None,
-                owner,
-                not_enforced: None,
-            };
-            match index.get(&target) {
-                Some(&i) if canonical => out[i] = entry,
-                Some(_) => {}
-                None => {
-                    index.insert(target, out.len());
-                    out.push(entry);
-                }
+        Ok(raw.map(|raw| {
+            if self.layout.ownership == Ownership::Mark {
+                self.others
+                    .put(listing::others(&raw, &self.layout, &self.mark));
             }
-        }
-        out
+            listing::held_entries(raw, &self.layout, &self.mark)
+        }))
     }
 
     /// Opens a fresh session (host key verified), reads the list; one line for `netban check`.
@@ -330,7 +358,7 @@ impl NetconfSink {
         match raw {
             None => line.push_str("; the blocklist is not read (no list_filter)"),
             Some(raw) => {
-                let held = self.held_entries(raw);
+                let held = listing::held_entries(raw, &self.layout, &self.mark);
                 let count = |o: fn(&Owner) -> bool| held.iter().filter(|h| o(&h.owner)).count();
                 line.push_str(&format!(
                     "; {} entries in the blocklist: {} netban's (this instance), {} of other netban instances, {} not netban's",
