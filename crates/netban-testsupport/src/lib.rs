@@ -12,5 +12,8 @@ pub mod fail2ban;
 pub mod http;
 pub mod netconf_client;
 pub mod netconfd;
+pub mod netconfd_files;
 pub mod netconfd_user;
+pub mod process;
 pub mod proxy;
+pub mod ssh_keys;

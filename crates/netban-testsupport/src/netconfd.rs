@@ -40,8 +40,6 @@
 //!   have an entry the device rejects.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -51,11 +49,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::netconf_client::{Entry, NcClient};
+use crate::netconfd_files;
 use crate::netconfd_user::{self, TEST_USER};
+use crate::process::{command_exists, free_port, kill_group, spawn_guarded};
+use crate::ssh_keys::{fingerprint_of, ssh_banner};
 
 pub use crate::netconfd_user::TEST_USER as USER;
 
-const YANG: &str = include_str!("../netconfd/netban-blocklist.yang");
 const INSTALL_HINT: &str = "install netconfd and openssh-server (scripts/test does: apt-get install netconfd openssh-server openssh-client)";
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -117,20 +117,8 @@ impl Netconfd {
             .prefix("netban-netconfd-")
             .tempdir_in("/tmp")
             .context("creating a temporary directory for netconfd")?;
-        let d = dir.path();
-        fs::set_permissions(d, fs::Permissions::from_mode(0o755))?;
-        fs::create_dir_all(d.join("yuma/data"))?;
-        fs::write(d.join("netban-blocklist.yang"), YANG)?;
-        fs::write(d.join("startup.xml"), EMPTY_STARTUP)?;
-        keygen(&d.join("host_key"))?;
-        keygen(&d.join("other_host_key"))?;
-        keygen(&d.join("client_key"))?;
-        keygen(&d.join("other_client_key"))?;
-        fs::copy(d.join("client_key.pub"), d.join("authorized_keys"))?;
-        fs::set_permissions(d.join("authorized_keys"), fs::Permissions::from_mode(0o644))?;
-        write_private(&d.join("password"), &format!("{password}\n"))?;
-        write_private(&d.join("wrong_password"), "not-the-password\n")?;
-        let fingerprint = fingerprint_of(&d.join("host_key.pub"))?;
+        netconfd_files::populate(dir.path(), &password)?;
+        let fingerprint = fingerprint_of(&dir.path().join("host_key.pub"))?;
 
         let h = Netconfd {
             procs: Mutex::new(Procs::default()),
@@ -332,35 +320,7 @@ impl Netconfd {
     }
 
     fn write_port_files(&self) -> Result<()> {
-        let d = self.dir();
-        let key = fs::read_to_string(d.join("host_key.pub"))?;
-        let other = fs::read_to_string(d.join("other_host_key.pub"))?;
-        let name = format!("[127.0.0.1]:{}", self.port());
-        let field = |k: &str| k.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
-        fs::write(d.join("known_hosts"), format!("{name} {}\n", field(&key)))?;
-        fs::write(
-            d.join("wrong_known_hosts"),
-            format!("{name} {}\n", field(&other)),
-        )?;
-        fs::write(
-            d.join("unrelated_known_hosts"),
-            format!("[192.0.2.99]:830 {}\n", field(&key)),
-        )?;
-        let sock = d.join("ncxserver.sock");
-        let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {dir}/host_key\nPidFile {dir}/sshd.pid\n\
-             UsePAM no\nAllowUsers {user}\nPermitRootLogin no\nPasswordAuthentication yes\n\
-             KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
-             AuthorizedKeysFile {dir}/authorized_keys\nStrictModes no\nLogLevel VERBOSE\n\
-             MaxStartups 100:30:200\nMaxSessions 100\n\
-             Subsystem netconf \"/usr/sbin/netconf-subsystem --ncxserver-sockname={port}@{sock}\"\n",
-            port = self.port(),
-            dir = d.display(),
-            user = TEST_USER,
-            sock = sock.display(),
-        );
-        fs::write(d.join("sshd_config"), config)?;
-        Ok(())
+        netconfd_files::for_port(self.dir(), self.port())
     }
 
     fn spawn_all(&self) -> Result<()> {
@@ -468,105 +428,4 @@ impl Drop for Netconfd {
     fn drop(&mut self) {
         self.kill_all();
     }
-}
-
-const EMPTY_STARTUP: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<config xmlns=\"urn:ietf:params:xml:ns:netconf:base:1.0\"/>\n";
-
-fn command_exists(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(name).is_file()))
-}
-
-fn keygen(path: &Path) -> Result<()> {
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "netban-test", "-f"])
-        .arg(path)
-        .stdin(Stdio::null())
-        .output()
-        .context("running ssh-keygen")?;
-    if !out.status.success() {
-        bail!(
-            "ssh-keygen failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
-}
-
-fn fingerprint_of(pub_key: &Path) -> Result<String> {
-    let out = Command::new("ssh-keygen")
-        .args(["-l", "-E", "sha256", "-f"])
-        .arg(pub_key)
-        .output()
-        .context("running ssh-keygen -l")?;
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .nth(1)
-        .filter(|f| f.starts_with("SHA256:"))
-        .map(str::to_string)
-        .ok_or_else(|| {
-            anyhow!(
-                "no fingerprint from ssh-keygen -l for {}",
-                pub_key.display()
-            )
-        })
-}
-
-fn write_private(path: &Path, text: &str) -> Result<()> {
-    fs::write(path, text)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
-    Ok(())
-}
-
-fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(l.local_addr()?.port())
-}
-
-fn ssh_banner(port: u16) -> bool {
-    use std::io::Read;
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_millis(500),
-    ) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut buf = [0u8; 4];
-    s.read_exact(&mut buf).is_ok() && &buf == b"SSH-"
-}
-
-/// Spawns in its own process group, with SIGTERM when the spawning thread dies.
-fn spawn_guarded(cmd: &mut Command) -> std::io::Result<Child> {
-    cmd.process_group(0);
-    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
-    cmd.spawn()
-}
-
-fn kill_group(child: &mut Option<Child>) {
-    let Some(mut c) = child.take() else { return };
-    let Ok(pid) = i32::try_from(c.id()) else {
-        let _ = c.kill();
-        let _ = c.wait();
-        return;
-    };
-    // SAFETY: kill(2) on the process group made with process_group(0).
-    unsafe { libc::kill(-pid, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = c.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // SAFETY: as above.
-    unsafe { libc::kill(-pid, libc::SIGKILL) };
-    let _ = c.kill();
-    let _ = c.wait();
 }
