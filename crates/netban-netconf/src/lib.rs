@@ -17,13 +17,15 @@
 //! - [`session`]: hello, framing, message ids, timeouts; [`framing`]: RFC 6242 framing.
 //! - [`transport`]: SSH with russh; [`hostkey`]: pinned fingerprints and `known_hosts`.
 //! - [`template`], [`xml`], [`reply`]: escaped payloads, parsed replies and `rpc-error`s.
-//! - [`error`]: typed errors and their retry class; [`build`]: secrets and options.
+//! - [`error`]: typed errors and their retry class; [`build`]: secrets and options;
+//!   [`check`]: `netban check`.
 //! - [`v2`]: TEMPORARY sink-v2 types until netban-core has them.
 //!
 //! How netconfd (the test server) behaves is written down in `reference/netconf.md` and in
 //! `crates/netban-testsupport/src/netconfd.rs`; the driver's choices follow from it.
 
 pub mod build;
+pub mod check;
 pub mod config;
 pub mod device;
 pub mod edit;

@@ -35,16 +35,16 @@ pub const DEFAULT_BATCH_WINDOW: Duration = Duration::from_secs(2);
 
 /// The NETCONF sink of one device. See the module documentation.
 pub struct NetconfSink {
-    name: String,
-    host_id: String,
-    mark: String,
-    layout: Layout,
-    mode: EditMode,
-    max_batch: usize,
-    warnings: Vec<String>,
-    device: Device,
+    pub(crate) name: String,
+    pub(crate) host_id: String,
+    pub(crate) mark: String,
+    pub(crate) layout: Layout,
+    pub(crate) mode: EditMode,
+    pub(crate) max_batch: usize,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) device: Device,
     /// Entries of other owners, never added over nor removed.
-    others: OthersCache,
+    pub(crate) others: OthersCache,
 }
 
 impl NetconfSink {
@@ -141,7 +141,10 @@ impl NetconfSink {
             }
             Err(e) => {
                 let err = self.batch_error(&e, changes);
-                tracing::warn!("{}", err.message);
+                match err.retry {
+                    netban_core::sink::Retry::Soon => tracing::info!("{}", err.message),
+                    netban_core::sink::Retry::Later => tracing::warn!("{}", err.message),
+                }
                 changes.iter().map(|_| Err(err.clone())).collect()
             }
         }
@@ -330,49 +333,6 @@ impl NetconfSink {
             }
             listing::held_entries(raw, &self.layout, &self.mark)
         }))
-    }
-
-    /// Opens a fresh session (host key verified), reads the list; one line for `netban check`.
-    pub async fn check(&self, deadline: Instant) -> Result<String, SinkError> {
-        let err = |e: NetconfError| e.to_sink_error(&self.name);
-        let mut session = self.device.open_fresh(deadline).await.map_err(err)?;
-        let mut line = format!(
-            "{} (host key {}), NETCONF session {} with {}, {} datastore",
-            session.addr(),
-            session.host_key(),
-            session.session_id().unwrap_or("?"),
-            session.framing().as_str(),
-            self.mode.datastore.as_str()
-        );
-        if self.mode.datastore == Datastore::Candidate
-            && !session.has_capability(crate::session::CANDIDATE)
-        {
-            return Err(err(NetconfError::NoCandidate {
-                addr: session.addr().to_string(),
-            }));
-        }
-        let raw = edit::read(&mut session, &self.layout, Datastore::Running, deadline)
-            .await
-            .map_err(err)?;
-        session.close().await;
-        match raw {
-            None => line.push_str("; the blocklist is not read (no list_filter)"),
-            Some(raw) => {
-                let held = listing::held_entries(raw, &self.layout, &self.mark);
-                let count = |o: fn(&Owner) -> bool| held.iter().filter(|h| o(&h.owner)).count();
-                line.push_str(&format!(
-                    "; {} entries in the blocklist: {} netban's (this instance), {} of other netban instances, {} not netban's",
-                    held.len(),
-                    count(|o| *o == Owner::This),
-                    count(|o| matches!(o, Owner::Host(_))),
-                    count(|o| *o == Owner::Foreign),
-                ));
-            }
-        }
-        for w in &self.warnings {
-            line.push_str(&format!("; warning: {w}"));
-        }
-        Ok(line)
     }
 
     /// Closes the kept session (shutdown, reload).

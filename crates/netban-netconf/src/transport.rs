@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use netban_core::config::Secret;
 use russh::client::{self, AuthResult};
+use russh::keys::ssh_key::Algorithm;
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::{ChannelMsg, ChannelStream};
 
@@ -117,23 +118,15 @@ pub async fn connect(
         // Ask first for the key types known_hosts has for this device (as OpenSSH does), so a
         // device with several host keys offers the one the operator recorded.
         let known = hostkey::known_algorithms(path, &endpoint.host, endpoint.port);
-        let mut preferred: Vec<_> = config
-            .preferred
-            .key
-            .iter()
-            .filter(|a| known.contains(&a.to_string()))
-            .cloned()
-            .collect();
-        if !preferred.is_empty() {
-            preferred.extend(
-                config
-                    .preferred
-                    .key
-                    .iter()
-                    .filter(|a| !known.contains(&a.to_string()))
-                    .cloned(),
-            );
-            config.preferred.key = preferred.into();
+        // known_hosts names every RSA key "ssh-rsa"; the handshake asks for rsa-sha2-*.
+        let is_known = |a: &Algorithm| {
+            known.contains(&a.to_string())
+                || (matches!(a, Algorithm::Rsa { .. }) && known.iter().any(|k| k == "ssh-rsa"))
+        };
+        let (first, rest): (Vec<Algorithm>, Vec<Algorithm>) =
+            config.preferred.key.iter().cloned().partition(is_known);
+        if !first.is_empty() {
+            config.preferred.key = first.into_iter().chain(rest).collect::<Vec<_>>().into();
         }
     }
     let verdict = Arc::new(Mutex::new(None));
@@ -213,8 +206,18 @@ async fn authenticate(
             "password",
         ),
         Login::Key { user, key } => {
-            let hash = handle.best_supported_rsa_hash().await.map_err(ssh)?;
-            let key = PrivateKeyWithHashAlg::new(key.clone(), hash.flatten());
+            // Only RSA keys need the server's preferred hash, and asking may wait up to 1 s
+            // for the server's EXT_INFO.
+            let hash = if matches!(key.algorithm(), Algorithm::Rsa { .. }) {
+                handle
+                    .best_supported_rsa_hash()
+                    .await
+                    .map_err(ssh)?
+                    .flatten()
+            } else {
+                None
+            };
+            let key = PrivateKeyWithHashAlg::new(key.clone(), hash);
             (
                 handle
                     .authenticate_publickey(user.clone(), key)
