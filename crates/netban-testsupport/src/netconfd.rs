@@ -38,6 +38,16 @@
 //!   `operation-failed`, app-tag `must-violation`, with `error-path` and the must's
 //!   `error-message`); the blocklist module here refuses 198.51.100.0/24 that way, so tests
 //!   have an entry the device rejects.
+//! - A session that ends (its SSH client gone) releases its lock within about 100 ms, and
+//!   its uncommitted candidate edits are discarded. The candidate is shared: another
+//!   session's `get-config` of the candidate shows uncommitted edits.
+//! - A lock held by another session: error-tag `lock-denied`, app-tag `no-access`,
+//!   `<session-id>` of the holder in `error-info`.
+//! - Cost, loopback, 2 cores: a new SSH + NETCONF session takes 130–200 ms (sshd forks a
+//!   login shell that runs `netconf-subsystem`); a commit takes from ~15 ms on an empty
+//!   blocklist to ~75 ms on average while it grows to 1000 entries (netconfd rewrites the
+//!   whole `--startup` file on every commit); one edit of 1000 entries plus its commit about
+//!   0.35 s.
 
 use std::fs;
 use std::path::{Path, PathBuf};

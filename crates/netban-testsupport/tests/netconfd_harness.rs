@@ -65,6 +65,7 @@ fn running_target_has_no_candidate() {
     assert_eq!(nc.commits(), 1);
 }
 
+/// A session that goes away releases its lock at once, and its uncommitted edit is discarded.
 #[test]
 fn a_lock_ends_with_its_session() {
     let nc = Netconfd::start().expect("netconfd starts");
@@ -87,5 +88,7 @@ fn a_lock_ends_with_its_session() {
         assert!(began.elapsed().as_secs() < 20, "{r}\n{}", nc.log_tail(30));
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    eprintln!("lock released after {:?}", began.elapsed());
+    // The session's uncommitted edit went with it.
+    assert!(nc.candidate().is_empty(), "{:?}", nc.candidate());
+    assert!(nc.running().is_empty());
 }
