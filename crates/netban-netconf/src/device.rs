@@ -181,9 +181,9 @@ impl Checkout<'_> {
 }
 
 /// Runs `$op` (an expression using the `&mut Session` bound to `$s`) on `$device`'s kept
-/// session, with one retry when the kept session turns out to be dead.
-#[macro_export]
-#[doc(hidden)]
+/// session, with one retry when the kept session turns out to be dead. (A macro, not a
+/// function taking an async closure: the closure's future borrows the session for a
+/// caller-chosen lifetime, which `async_trait`'s `Send` bound cannot express.)
 macro_rules! with_session {
     ($device:expr, $deadline:expr, |$s:ident| $op:expr) => {{
         let mut tries = 0;
@@ -210,6 +210,7 @@ macro_rules! with_session {
         }
     }};
 }
+pub(crate) use with_session;
 
 /// The wait after `failures` failed attempts in a row, with ±20 % jitter.
 fn backoff(failures: u32) -> Duration {

@@ -22,7 +22,7 @@ use netban_core::sink::{self as core_sink, Applied, Change, Outcome, Sink, SinkE
 
 use crate::build::{self, BuildError};
 use crate::config::{Datastore, NetconfConfig};
-use crate::device::Device;
+use crate::device::{Device, with_session};
 use crate::edit::{self, EditMode};
 use crate::error::NetconfError;
 use crate::layout::Layout;
@@ -118,7 +118,7 @@ impl NetconfSink {
             .map(|(_, c)| c)
             .collect();
         let began = Instant::now();
-        let result = crate::with_session!(self.device, deadline, |session| {
+        let result = with_session!(self.device, deadline, |session| {
             self.edit(session, &effective, deadline).await
         });
         match result {
@@ -322,7 +322,7 @@ impl NetconfSink {
         if self.layout.list_filter.is_none() {
             return Ok(None);
         }
-        let raw = crate::with_session!(self.device, deadline, |session| {
+        let raw = with_session!(self.device, deadline, |session| {
             edit::read(session, &self.layout, Datastore::Running, deadline).await
         })
         .map_err(|e| e.to_sink_error(&self.name))?;
