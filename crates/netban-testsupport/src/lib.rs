@@ -2,13 +2,20 @@
 //!
 //! Everything here starts a *real* component on a free loopback port, inside a temporary
 //! directory that is removed when the handle is dropped: ExaFS from PyPI (`exafs`), fail2ban
-//! from Debian, and a small fault-injecting HTTP proxy that sits in front of a real server;
-//! the nftables tests get a private network namespace each ([`netns`]) with the real nft.
+//! from Debian, netconfd (Debian) behind a private OpenSSH sshd, and a small fault-injecting
+//! HTTP proxy that sits in front of a real server; the nftables tests get a private network
+//! namespace each ([`netns`]) with the real nft.
 //! Nothing here imitates a server. When a component is missing the harness panics with the
 //! command that installs it (`scripts/test` does): tests never pass by skipping.
 
 pub mod exafs;
 pub mod fail2ban;
 pub mod http;
+pub mod netconf_client;
+pub mod netconfd;
+pub mod netconfd_files;
+pub mod netconfd_user;
 pub mod netns;
+pub mod process;
 pub mod proxy;
+pub mod ssh_keys;

@@ -4,7 +4,7 @@
 use netban_core::config::{Config, ConfigError, SinkDef};
 
 /// The driver types, for messages.
-pub const TYPES: &[&str] = &["exafs", "exec", "nftables"];
+pub const TYPES: &[&str] = &["exafs", "exec", "nftables", "netconf"];
 
 /// Every configured sink, read by its driver (a NETCONF `devices` list becomes one sink per
 /// device); names are unique.
@@ -15,6 +15,7 @@ pub fn define(config: &Config) -> Result<Vec<SinkDef>, ConfigError> {
             "exafs" => s.define::<netban_exafs::ExafsConfig>()?,
             "exec" => s.define::<netban_core::exec::ExecConfig>()?,
             "nftables" => s.define::<netban_nft::NftConfig>()?,
+            "netconf" => s.define::<netban_netconf::NetconfConfig>()?,
             other => {
                 return Err(s.invalid(format!(
                     "sink {:?}: unknown type {other:?}; known types: {}",

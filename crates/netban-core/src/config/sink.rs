@@ -149,6 +149,10 @@ pub trait SinkSpec: Send + Sync + fmt::Debug {
     fn files(&self) -> Vec<PathBuf> {
         Vec::new()
     }
+    /// Risky but valid settings, said by `netban check` and at the daemon's start.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Builds the sink (no network I/O: that happens at its first use).
     fn build(&self, name: &str, env: &SinkEnv) -> Result<Arc<dyn Sink>, String>;
 }

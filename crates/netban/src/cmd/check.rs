@@ -62,6 +62,13 @@ pub fn run(ctx: &mut Context) -> CliResult {
             .map(|m| netban_core::config::redact_userinfo(&m))
             .map_err(|e| netban_core::config::redact_userinfo(&e));
         ok &= result.is_ok();
+        for w in def.spec.warnings() {
+            lines.push(format!(
+                "sink {} ({}): WARNING: {w}",
+                def.name(),
+                def.kind()
+            ));
+        }
         match &result {
             Ok(msg) => lines.push(format!("sink {} ({}): ok: {msg}", def.name(), def.kind())),
             Err(e) => lines.push(format!("sink {} ({}): FAILED: {e}", def.name(), def.kind())),

@@ -90,6 +90,11 @@ impl Daemon {
                 ctx.env()?.host_id
             );
         }
+        for def in &ctx.sinks {
+            for w in def.spec.warnings() {
+                tracing::warn!("{}: {w}", def.name());
+            }
+        }
         if let Some(addr) = web_addr
             && !addr.ip().is_loopback()
             && token.is_none()
