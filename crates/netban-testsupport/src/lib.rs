@@ -2,7 +2,8 @@
 //!
 //! Everything here starts a *real* component on a free loopback port, inside a temporary
 //! directory that is removed when the handle is dropped: ExaFS from PyPI (`exafs`), fail2ban
-//! from Debian, and a small fault-injecting HTTP proxy that sits in front of a real server.
+//! and redis-server from Debian, and a small fault-injecting HTTP proxy that sits in front of
+//! a real server.
 //! Nothing here imitates a server. When a component is missing the harness panics with the
 //! command that installs it (`scripts/test` does): tests never pass by skipping.
 
@@ -10,3 +11,4 @@ pub mod exafs;
 pub mod fail2ban;
 pub mod http;
 pub mod proxy;
+pub mod redis;
