@@ -13,7 +13,7 @@
 //!                  `netban stats` (table::render_table, --json Report), web API
 //! ```
 //!
-//! - [`config`]: `[stats]`.
+//! - [`config`]: the `[stats]` section.
 //! - [`model`]: what counts, days in the configured zone, the enriched record.
 //! - [`geo`]: country and AS from mmdb files, hot-reloaded, cached by network.
 //! - [`backend`]: the trait; [`sqlite`] and [`redis`] implement it.
