@@ -9,17 +9,29 @@ CREATE TABLE marks (
     last_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 
+-- targets / networks: dictionaries, so rollups and raw rows hold small integers (distinct
+-- counts and top lists then aggregate integers, not strings). Pruned with the days.
+CREATE TABLE targets (
+    id     INTEGER NOT NULL PRIMARY KEY,
+    target TEXT    NOT NULL UNIQUE
+);
+
+CREATE TABLE networks (
+    id      INTEGER NOT NULL PRIMARY KEY,
+    network TEXT    NOT NULL UNIQUE
+);
+
 -- events: the raw counted bans, for history and for rebuilding rollups.
 CREATE TABLE events (
     day     INTEGER NOT NULL,
     host    TEXT    NOT NULL,
     id      INTEGER NOT NULL,
     at      INTEGER NOT NULL,
-    target  TEXT    NOT NULL,
+    target  INTEGER NOT NULL, -- targets.id
     jail    TEXT    NOT NULL,
     country TEXT    NOT NULL,
     asn     INTEGER,
-    network TEXT    NOT NULL,
+    network INTEGER NOT NULL, -- networks.id
     PRIMARY KEY (day, host, id)
 ) WITHOUT ROWID;
 
@@ -37,7 +49,7 @@ CREATE TABLE daily (
 -- ban of that day said about it; distinct targets and top lists come from here.
 CREATE TABLE daily_targets (
     day     INTEGER NOT NULL,
-    target  TEXT    NOT NULL,
+    target  INTEGER NOT NULL, -- targets.id
     bans    INTEGER NOT NULL,
     last_at INTEGER NOT NULL,
     country TEXT    NOT NULL,
@@ -48,7 +60,7 @@ CREATE TABLE daily_targets (
 
 CREATE TABLE daily_networks (
     day     INTEGER NOT NULL,
-    network TEXT    NOT NULL,
+    network INTEGER NOT NULL, -- networks.id
     bans    INTEGER NOT NULL,
     last_at INTEGER NOT NULL,
     country TEXT    NOT NULL,

@@ -11,6 +11,7 @@
 //! without the bookkeeping of an LRU list. Cleared when a database file is reloaded.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -20,22 +21,91 @@ use super::GeoInfo;
 /// Entries per generation by default (two generations: at most twice this many).
 pub const DEFAULT_CAPACITY: usize = 32_768;
 
+/// A network as one integer key: the address bits (IPv4 in the low 32 bits), the prefix
+/// length, and the family. Masking and hashing it is a few instructions, unlike building and
+/// SipHashing an `IpNet` for every candidate length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    bits: u128,
+    len: u8,
+    v6: bool,
+}
+
+impl Key {
+    fn of(addr: IpAddr, len: u8) -> Key {
+        let (bits, width, v6) = match addr {
+            IpAddr::V4(a) => (u128::from(u32::from(a)), 32u32, false),
+            IpAddr::V6(a) => (u128::from(a), 128u32, true),
+        };
+        let len = len.min(width as u8);
+        let keep = u32::from(len);
+        let mask = if keep == 0 {
+            0
+        } else {
+            (u128::MAX >> (128 - keep)) << (width - keep)
+        };
+        Key {
+            bits: bits & mask,
+            len,
+            v6,
+        }
+    }
+
+    fn net(net: IpNet) -> Key {
+        Key::of(net.addr(), net.prefix_len())
+    }
+}
+
+/// Multiply-and-rotate hashing (as rustc's FxHash): keys are not attacker-chosen in a way
+/// that matters here (they are networks of a database the operator installed).
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.write_u64(v as u64);
+        self.write_u64((v >> 64) as u64);
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
+    }
+}
+
+type Map = HashMap<Key, GeoInfo, BuildHasherDefault<FastHasher>>;
+
 #[derive(Debug)]
 pub struct NetCache {
     capacity: usize,
-    current: HashMap<IpNet, GeoInfo>,
-    old: HashMap<IpNet, GeoInfo>,
+    current: Map,
+    old: Map,
     /// How many entries (in either generation) have each prefix length, per family.
     lengths_v4: [u32; 33],
     lengths_v6: [u32; 129],
+}
+
+impl std::fmt::Debug for FastHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FastHasher")
+    }
 }
 
 impl NetCache {
     pub fn new(capacity: usize) -> NetCache {
         NetCache {
             capacity: capacity.max(1),
-            current: HashMap::new(),
-            old: HashMap::new(),
+            current: Map::default(),
+            old: Map::default(),
             lengths_v4: [0; 33],
             lengths_v6: [0; 129],
         }
@@ -67,16 +137,14 @@ impl NetCache {
             if self.count(addr, len) == 0 {
                 continue;
             }
-            let Ok(net) = IpNet::new(addr, len).map(|n| n.trunc()) else {
-                continue;
-            };
-            if let Some(hit) = self.current.get(&net) {
+            let key = Key::of(addr, len);
+            if let Some(hit) = self.current.get(&key) {
                 return Some(hit.clone());
             }
-            if let Some(hit) = self.old.remove(&net) {
-                // Promote; the length count stays (it moved generations, not away).
-                self.adjust(net, -1);
-                self.insert(net, hit.clone());
+            if let Some(hit) = self.old.remove(&key) {
+                // Promote; the length count moves generations, it does not go away.
+                self.adjust(key, -1);
+                self.put(key, hit.clone());
                 return Some(hit);
             }
         }
@@ -84,15 +152,19 @@ impl NetCache {
     }
 
     pub fn insert(&mut self, net: IpNet, info: GeoInfo) {
+        self.put(Key::net(net), info);
+    }
+
+    fn put(&mut self, key: Key, info: GeoInfo) {
         if self.current.len() >= self.capacity {
             let dropped = std::mem::take(&mut self.old);
-            for net in dropped.keys() {
-                self.adjust(*net, -1);
+            for k in dropped.keys() {
+                self.adjust(*k, -1);
             }
             self.old = std::mem::take(&mut self.current);
         }
-        if self.current.insert(net, info).is_none() {
-            self.adjust(net, 1);
+        if self.current.insert(key, info).is_none() {
+            self.adjust(key, 1);
         }
     }
 
@@ -103,10 +175,11 @@ impl NetCache {
         }
     }
 
-    fn adjust(&mut self, net: IpNet, by: i32) {
-        let slot = match net {
-            IpNet::V4(_) => &mut self.lengths_v4[usize::from(net.prefix_len())],
-            IpNet::V6(_) => &mut self.lengths_v6[usize::from(net.prefix_len())],
+    fn adjust(&mut self, key: Key, by: i32) {
+        let slot = if key.v6 {
+            &mut self.lengths_v6[usize::from(key.len)]
+        } else {
+            &mut self.lengths_v4[usize::from(key.len)]
         };
         *slot = slot.saturating_add_signed(by);
     }

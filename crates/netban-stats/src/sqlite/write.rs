@@ -61,8 +61,10 @@ pub(super) fn record(
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut out = Recorded::default();
     let mut daily: HashMap<(Day, i64, String), i64> = HashMap::new();
-    let mut targets: HashMap<(Day, String), Latest> = HashMap::new();
-    let mut networks: HashMap<(Day, String), Latest> = HashMap::new();
+    let mut targets: HashMap<(Day, i64), Latest> = HashMap::new();
+    let mut networks: HashMap<(Day, i64), Latest> = HashMap::new();
+    let mut target_ids: HashMap<String, i64> = HashMap::new();
+    let mut network_ids: HashMap<String, i64> = HashMap::new();
     let mut orgs: BTreeMap<u32, String> = BTreeMap::new();
     let mut marks: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     {
@@ -91,9 +93,16 @@ pub(super) fn record(
                 continue;
             }
             marks.insert(e.host.clone(), (e.id, last_at.max(e.at)));
-            let target = e.target.to_string();
+            let target = intern(
+                &tx,
+                &mut target_ids,
+                "targets",
+                "target",
+                &e.target.to_string(),
+            )?;
+            let network = intern(&tx, &mut network_ids, "networks", "network", &e.network)?;
             insert.execute(params![
-                e.day.0, e.host, e.id, e.at, target, e.jail, e.country, e.asn, e.network
+                e.day.0, e.host, e.id, e.at, target, e.jail, e.country, e.asn, network
             ])?;
             out.applied += 1;
             let asn = e.asn_key();
@@ -112,7 +121,7 @@ pub(super) fn record(
                 .and_modify(|l| l.add(e))
                 .or_insert_with(|| Latest::of(e));
             networks
-                .entry((e.day, e.network.clone()))
+                .entry((e.day, network))
                 .and_modify(|l| l.add(e))
                 .or_insert_with(|| Latest::of(e));
             if let (Some(asn), Some(org)) = (e.asn, &e.org) {
@@ -138,8 +147,8 @@ pub(super) fn record(
 fn write_rollups(
     tx: &rusqlite::Transaction<'_>,
     daily: &HashMap<(Day, i64, String), i64>,
-    targets: &HashMap<(Day, String), Latest>,
-    networks: &HashMap<(Day, String), Latest>,
+    targets: &HashMap<(Day, i64), Latest>,
+    networks: &HashMap<(Day, i64), Latest>,
     orgs: &BTreeMap<u32, String>,
 ) -> rusqlite::Result<()> {
     let mut st = tx.prepare_cached(
@@ -187,7 +196,36 @@ fn write_rollups(
     Ok(())
 }
 
-/// Deletes every day before `keep_from`, from the raw events and every rollup.
+/// The id of `value` in a dictionary table (`targets`, `networks`), added when new. `memo`
+/// spares repeated lookups within a batch.
+fn intern(
+    tx: &rusqlite::Transaction<'_>,
+    memo: &mut HashMap<String, i64>,
+    table: &str,
+    column: &str,
+    value: &str,
+) -> rusqlite::Result<i64> {
+    if let Some(id) = memo.get(value) {
+        return Ok(*id);
+    }
+    let found: Option<i64> = tx
+        .prepare_cached(&format!("SELECT id FROM {table} WHERE {column} = ?1"))?
+        .query_row([value], |r| r.get(0))
+        .optional()?;
+    let id = match found {
+        Some(id) => id,
+        None => tx
+            .prepare_cached(&format!(
+                "INSERT INTO {table} ({column}) VALUES (?1) RETURNING id"
+            ))?
+            .query_row([value], |r| r.get(0))?,
+    };
+    memo.insert(value.to_string(), id);
+    Ok(id)
+}
+
+/// Deletes every day before `keep_from`, from the raw events and every rollup, then the
+/// dictionary entries no day uses any more.
 pub(super) fn prune(c: &mut Connection, keep_from: Day) -> rusqlite::Result<u64> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut gone = 0u64;
@@ -197,6 +235,16 @@ pub(super) fn prune(c: &mut Connection, keep_from: Day) -> rusqlite::Result<u64>
             [keep_from.0],
         )?;
         gone += n as u64;
+    }
+    if gone > 0 {
+        tx.execute(
+            "DELETE FROM targets WHERE id NOT IN (SELECT target FROM daily_targets)",
+            [],
+        )?;
+        tx.execute(
+            "DELETE FROM networks WHERE id NOT IN (SELECT network FROM daily_networks)",
+            [],
+        )?;
     }
     tx.commit()?;
     Ok(gone)
