@@ -38,10 +38,6 @@ pub enum StatsError {
     #[error("stats: the Redis URL is not valid ({detail}); fix [stats] redis or redis_file")]
     RedisUrl { detail: String },
     #[error(
-        "stats: Redis answered {what} with {detail}; is this a Redis 6.2 or newer (or Valkey, KeyDB)?"
-    )]
-    RedisReply { what: &'static str, detail: String },
-    #[error(
         "stats: host id {host:?} cannot be used as a statistics key; set host_id to letters, digits, '-', '_', '.'"
     )]
     Host { host: String },

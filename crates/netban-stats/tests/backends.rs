@@ -26,6 +26,7 @@ async fn redis_day_keys_live_under_the_prefix_and_expire_after_the_retention() {
     let d = day(0);
     let mut expected: Vec<String> = [
         "netban:stats:asorg".to_string(),
+        format!("netban:stats:day:{d}:asns"),
         format!("netban:stats:day:{d}:counts"),
         format!("netban:stats:day:{d}:hosts"),
         format!("netban:stats:day:{d}:ninfo"),
@@ -35,6 +36,10 @@ async fn redis_day_keys_live_under_the_prefix_and_expire_after_the_retention() {
         format!("netban:stats:day:{d}:tinfo"),
         "netban:stats:days".to_string(),
         "netban:stats:mark".to_string(),
+        "netban:stats:roll:asns".to_string(),
+        "netban:stats:roll:networks".to_string(),
+        "netban:stats:roll:offenders".to_string(),
+        "netban:stats:roll:through".to_string(),
         "netban:stats:seen".to_string(),
     ]
     .into_iter()
@@ -240,4 +245,54 @@ async fn a_host_id_that_cannot_be_a_key_is_refused() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("host id \"web 01\""), "{err}");
+}
+
+#[tokio::test]
+async fn redis_rolling_top_lists_match_sqlite_as_the_window_moves_day_by_day() {
+    // Bans over 70 days; then 30-day windows ending on later and later days (tomorrow, the
+    // day after, ...) move the rolling lists one day at a time, and once by a jump.
+    let redis = Fixture::redis();
+    let sqlite = Fixture::sqlite();
+    let ips = [
+        "81.2.69.160",
+        "89.160.20.128",
+        "2001:218::1",
+        "1.2.3.4",
+        "1.128.0.1",
+    ];
+    let mut events = Vec::new();
+    for i in 0..300i64 {
+        let ago = (i * 7 % 70) as i32;
+        let ip = ips[(i * i % 5) as usize];
+        events.push(ban(i + 1, noon(ago) + i, ip, "sshd"));
+    }
+    for f in [&redis, &sqlite] {
+        f.stats("web-01").ingest(&events).await.unwrap();
+    }
+    let today = netban_stats::Day::of(now(), &jiff::tz::TimeZone::UTC);
+    for ahead in (1..=25).chain([70, 71]) {
+        let last = today.minus(-ahead);
+        let w = netban_stats::Window {
+            first: last.minus(29),
+            last,
+        };
+        let r = redis.backend.top_offenders(w, 10).await.unwrap();
+        let s = sqlite.backend.top_offenders(w, 10).await.unwrap();
+        assert_eq!(r, s, "window ending {last}");
+        let r = redis.backend.top_networks(w, 10).await.unwrap();
+        let s = sqlite.backend.top_networks(w, 10).await.unwrap();
+        let key = |v: &[netban_stats::NetworkCount]| {
+            let mut k: Vec<(String, u64)> = v.iter().map(|n| (n.network.clone(), n.bans)).collect();
+            k.sort();
+            k
+        };
+        assert_eq!(key(&r), key(&s), "window ending {last}");
+        let r = redis.backend.report(w).await.unwrap();
+        let s = sqlite.backend.report(w).await.unwrap();
+        assert_eq!(r.by_asn, s.by_asn, "window ending {last}");
+        assert_eq!(
+            redis.backend.top_asns(w, 3).await.unwrap(),
+            sqlite.backend.top_asns(w, 3).await.unwrap()
+        );
+    }
 }

@@ -39,6 +39,7 @@ stories!(
         retention_forgets_old_days_only,
         top_asns_networks_and_offenders,
         two_hosts_one_answer_and_per_host_numbers,
+        top_lists_of_the_default_window_follow_late_and_new_bans,
     ]
 );
 
@@ -54,6 +55,7 @@ stories!(
         retention_forgets_old_days_only,
         top_asns_networks_and_offenders,
         two_hosts_one_answer_and_per_host_numbers,
+        top_lists_of_the_default_window_follow_late_and_new_bans,
     ]
 );
 
@@ -365,4 +367,64 @@ async fn two_hosts_one_answer_and_per_host_numbers(f: &Fixture) {
     );
     assert_eq!(web1.backend().mark("web-01").await.unwrap(), 2);
     assert_eq!(web1.backend().mark("web-02").await.unwrap(), 3);
+}
+
+async fn top_lists_of_the_default_window_follow_late_and_new_bans(f: &Fixture) {
+    // 30 days is the dashboard's default window (Redis keeps a rolling list for it); 31 days
+    // is summed day by day. Both must agree after bans arrive in any order.
+    let stats = f.stats("web-01");
+    stats
+        .ingest(&[
+            ban(1, noon(29), "81.2.69.160", "sshd"),
+            ban(2, noon(10), "81.2.69.160", "sshd"),
+            ban(3, noon(5), "89.160.20.128", "sshd"),
+        ])
+        .await
+        .unwrap();
+    let w30 = stats.window(30, now());
+    let first = stats.backend().top_offenders(w30, 10).await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert_eq!(
+        (first[0].target.as_str(), first[0].bans),
+        ("81.2.69.160/32", 2)
+    );
+    // A late ban for a day inside the window, a ban today, one outside the window.
+    stats
+        .ingest(&[
+            ban(4, noon(20), "89.160.20.128", "sshd"),
+            ban(5, noon(0), "89.160.20.128", "postfix"),
+            ban(6, noon(40), "89.160.20.128", "sshd"),
+        ])
+        .await
+        .unwrap();
+    let top30 = stats.backend().top_offenders(w30, 10).await.unwrap();
+    let summary: Vec<_> = top30
+        .iter()
+        .map(|o| (o.target.as_str(), o.bans, o.last_seen, o.jail.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("89.160.20.128/32", 3, noon(0), "postfix"),
+            ("81.2.69.160/32", 2, noon(10), "sshd")
+        ]
+    );
+    let nets = stats.backend().top_networks(w30, 10).await.unwrap();
+    let nets: Vec<_> = nets.iter().map(|n| (n.network.as_str(), n.bans)).collect();
+    assert_eq!(nets, [("89.160.0.0/17", 3), ("81.2.69.0/24", 2)]);
+    let w31 = stats.window(31, now());
+    let top31 = stats.backend().top_offenders(w31, 10).await.unwrap();
+    assert_eq!(top31, top30);
+    // A 30-day window that ends yesterday is answered too (summed, not rolled).
+    let yesterday = stats.window(30, now() - 86_400);
+    let older = stats.backend().top_offenders(yesterday, 10).await.unwrap();
+    // Equal bans: the most recent first.
+    assert_eq!(
+        (older[0].target.as_str(), older[0].bans),
+        ("89.160.20.128/32", 2)
+    );
+    assert_eq!(
+        (older[1].target.as_str(), older[1].bans),
+        ("81.2.69.160/32", 2)
+    );
 }

@@ -7,6 +7,7 @@
 //! ```text
 //! cargo run --release -p netban-stats --features bench --bin netban-stats-bench -- \
 //!     [--events N] [--days D] [--runs R] [--batch B] [--only sqlite|redis] [--keep DIR]
+//!     [--redis-url URL]   # an empty server of your own instead of a private one
 //! ```
 //!
 //! The data is deterministic (a fixed-seed generator): a skewed mix of 2,000 repeat offenders
@@ -34,6 +35,7 @@ struct Args {
     batch: usize,
     only: Option<String>,
     keep: Option<std::path::PathBuf>,
+    redis_url: Option<String>,
 }
 
 fn args() -> Result<Args, String> {
@@ -44,6 +46,7 @@ fn args() -> Result<Args, String> {
         batch: 1000,
         only: None,
         keep: None,
+        redis_url: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -55,10 +58,11 @@ fn args() -> Result<Args, String> {
             "--batch" => a.batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
             "--only" => a.only = Some(value()?),
             "--keep" => a.keep = Some(value()?.into()),
+            "--redis-url" => a.redis_url = Some(value()?),
             "-h" | "--help" => {
                 return Err(
                     "usage: netban-stats-bench [--events N] [--days D] [--runs R] \
-                            [--batch B] [--only sqlite|redis] [--keep DIR]"
+                            [--batch B] [--only sqlite|redis] [--keep DIR] [--redis-url URL]"
                         .into(),
                 );
             }
@@ -112,7 +116,7 @@ const JAILS: &[&str] = &[
 ];
 
 fn address(n: u64) -> Target {
-    let v6 = n % 10 == 0;
+    let v6 = n.is_multiple_of(10);
     let h = n.wrapping_mul(0x9e37_79b9);
     let s = if v6 {
         format!(
@@ -163,7 +167,7 @@ fn history(events: usize, days: u32, now: i64) -> Vec<EnrichedEvent> {
             } else {
                 Some(1 + rng.skewed(6_000) as u32)
             };
-            let host = (i % 10) as usize;
+            let host = i % 10;
             ids[host] += 1;
             EnrichedEvent {
                 id: ids[host],
@@ -340,11 +344,19 @@ async fn run(a: Args) -> Result<(), String> {
     }
     if want("redis") {
         eprintln!("redis ...");
-        let server = RedisServer::start().map_err(|e| e.to_string())?;
-        let before = server.used_memory().map_err(|e| e.to_string())?;
-        let backend = RedisBackend::connect(&Secret::new(server.url()), "bench", 400)
-            .map_err(|e| e.to_string())?;
-        let s = &server;
+        let server = match &a.redis_url {
+            Some(_) => None,
+            None => Some(RedisServer::start().map_err(|e| e.to_string())?),
+        };
+        let url = a
+            .redis_url
+            .clone()
+            .or_else(|| server.as_ref().map(RedisServer::url))
+            .unwrap_or_default();
+        let backend =
+            RedisBackend::connect(&Secret::new(url), "bench", 400).map_err(|e| e.to_string())?;
+        let before = backend.used_memory().await.map_err(|e| e.to_string())?;
+        let b = backend.clone();
         rows.extend(
             bench_backend(
                 "redis",
@@ -353,13 +365,15 @@ async fn run(a: Args) -> Result<(), String> {
                 &a,
                 now,
                 async move || {
-                    Ok(s.used_memory()
+                    Ok(b.used_memory()
+                        .await
                         .map_err(|e| e.to_string())?
                         .saturating_sub(before))
                 },
             )
             .await?,
         );
+        drop(server);
     }
     rows.extend(enrichment(&events));
     println!("| measure | result |\n|---|---|");

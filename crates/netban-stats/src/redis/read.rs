@@ -1,9 +1,11 @@
-//! Queries over the Redis keys: one pipeline (one round trip) per query where possible; top
-//! lists union the window's per-day sorted sets server-side into a short-lived key (inside
-//! MULTI, deleted in the same transaction) and fetch only the head.
+//! Queries over the Redis keys: one pipeline (one round trip) per step; sums over the
+//! window's per-day hashes (ASes, offenders, networks) run in `sum_top.lua`, which sends back
+//! only the head of the list.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
+
+use redis::Script;
 
 use super::RedisBackend;
 use crate::error::StatsError;
@@ -11,6 +13,119 @@ use crate::model::{Day, UNKNOWN, parse_asn_key};
 use crate::report::{
     AsnCount, Counts, DayReport, HostCount, NetworkCount, Offender, Report, Window, top,
 };
+
+static SUM_TOP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("sum_top.lua")));
+static ROLL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("roll.lua")));
+
+/// The rolling lists, in the order of `roll.lua`.
+const ROLLED: [&str; 3] = ["offenders", "networks", "asns"];
+
+/// Makes the rolling window end on `last` when it ended earlier, and returns the head of
+/// the rolling list `what` (`offenders`, `networks`, `asns`; `""` for none; `limit` 0: all)
+/// when it ends on `last`. `None`: the window ends on another (later) day, so the caller
+/// sums the days itself.
+pub(super) async fn roll(
+    b: &RedisBackend,
+    last: Day,
+    what: &str,
+    limit: usize,
+) -> Result<Option<Vec<(String, u64)>>, StatsError> {
+    use std::sync::atomic::Ordering;
+    if what.is_empty() && b.rolled_to.load(Ordering::Relaxed) >= last.0 {
+        return Ok(None);
+    }
+    let n = super::ROLL_DAYS as i32;
+    let window = Window {
+        first: last.minus(n - 1),
+        last,
+    };
+    let before = Window {
+        first: last.minus(2 * n - 1),
+        last: last.minus(n),
+    };
+    let mut inv = ROLL.prepare_invoke();
+    inv.key(b.keys.roll("through"));
+    for list in ROLLED {
+        inv.key(b.keys.roll(list));
+        for days in [window, before] {
+            for day in days.each_day() {
+                inv.key(b.keys.day(day, list));
+            }
+        }
+    }
+    let index = ROLLED.iter().position(|l| *l == what).map_or(0, |i| i + 1);
+    let count: i64 = if limit == 0 {
+        -1
+    } else {
+        i64::try_from(limit).unwrap_or(-1)
+    };
+    inv.arg(last.0).arg(index).arg(count);
+    let mut c = b.conn();
+    let flat: Vec<String> = inv
+        .invoke_async(&mut c)
+        .await
+        .map_err(StatsError::redis("moving the rolling window"))?;
+    let through: i32 = flat
+        .first()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(i32::MIN);
+    b.rolled_to.fetch_max(through, Ordering::Relaxed);
+    if through != last.0 || index == 0 {
+        return Ok(None);
+    }
+    Ok(Some(
+        flat[1..]
+            .chunks_exact(2)
+            .map(|p| {
+                (
+                    p[0].clone(),
+                    p[1].parse::<f64>().unwrap_or(0.0).max(0.0) as u64,
+                )
+            })
+            .collect(),
+    ))
+}
+
+/// The window's sums of `what` (`asns`, `offenders`, `networks`), largest first, `limit`
+/// of them (0: all): from the rolling list when the window is the rolling one, else summed.
+async fn window_sums(
+    b: &RedisBackend,
+    w: Window,
+    what: &str,
+    limit: usize,
+) -> Result<Vec<(String, u64)>, StatsError> {
+    if w.days() == super::ROLL_DAYS
+        && let Some(mut head) = roll(b, w.last, what, limit).await?
+    {
+        // ZREVRANGE breaks ties by member, descending; the summed path by member, ascending.
+        head.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        return Ok(head);
+    }
+    sum_top(b, w, what, limit).await
+}
+
+/// The `limit` members (0: all) with the largest sums over the window's `what` hashes.
+async fn sum_top(
+    b: &RedisBackend,
+    w: Window,
+    what: &str,
+    limit: usize,
+) -> Result<Vec<(String, u64)>, StatsError> {
+    let mut inv = SUM_TOP.prepare_invoke();
+    for day in w.each_day() {
+        inv.key(b.keys.day(day, what));
+    }
+    inv.arg(limit);
+    let mut c = b.conn();
+    let flat: Vec<String> = inv
+        .invoke_async(&mut c)
+        .await
+        .map_err(StatsError::redis("summing the window"))?;
+    Ok(flat
+        .chunks_exact(2)
+        .map(|p| (p[0].clone(), p[1].parse().unwrap_or(0)))
+        .collect())
+}
 
 /// Per-day `counts` hashes of the window, oldest first.
 async fn day_counts(
@@ -31,8 +146,8 @@ async fn day_counts(
 
 pub(super) async fn report(b: &RedisBackend, w: Window) -> Result<Report, StatsError> {
     let rows = day_counts(b, w).await?;
+    let by_asn: Counts = window_sums(b, w, "asns", 0).await?.into_iter().collect();
     let mut days = BTreeMap::new();
-    let mut by_asn = Counts::new();
     for (day, fields) in rows {
         let mut d = DayReport {
             day,
@@ -43,7 +158,6 @@ pub(super) async fn report(b: &RedisBackend, w: Window) -> Result<Report, StatsE
                 None if field == "t" => d.total = n,
                 Some(("c", k)) => *d.by_country.entry(k.to_string()).or_default() += n,
                 Some(("j", k)) => *d.by_jail.entry(k.to_string()).or_default() += n,
-                Some(("a", k)) => *by_asn.entry(k.to_string()).or_default() += n,
                 _ => {}
             }
         }
@@ -67,15 +181,11 @@ pub(super) async fn top_asns(
     w: Window,
     limit: usize,
 ) -> Result<Vec<AsnCount>, StatsError> {
-    let mut sums: HashMap<String, u64> = HashMap::new();
-    for (_, fields) in day_counts(b, w).await? {
-        for (field, n) in fields {
-            if let Some(k) = field.strip_prefix("a:") {
-                *sums.entry(k.to_string()).or_default() += n;
-            }
-        }
+    if limit == 0 {
+        return Ok(Vec::new());
     }
-    let rows: Vec<AsnCount> = sums
+    let mut rows: Vec<AsnCount> = window_sums(b, w, "asns", limit)
+        .await?
         .into_iter()
         .map(|(asn, bans)| AsnCount {
             asn,
@@ -83,7 +193,6 @@ pub(super) async fn top_asns(
             bans,
         })
         .collect();
-    let mut rows = top(rows, limit, |r| (r.bans, r.asn.as_str()));
     let numbers: Vec<String> = rows
         .iter()
         .map(|r| {
@@ -107,23 +216,7 @@ pub(super) async fn top_asns(
     Ok(rows)
 }
 
-/// A key name nobody else uses, for a union that lives only inside one MULTI.
-fn scratch_key(b: &RedisBackend) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{}:tmp:{}:{}:{}",
-        b.keys.prefix(),
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed),
-        nanos
-    )
-}
-
-/// The head of the union of the window's per-day zsets `what`, with the latest `info` entry
+/// The head of the sums of the window's per-day hashes `what`, with the latest `info` entry
 /// of each member across the window.
 async fn top_members(
     b: &RedisBackend,
@@ -135,30 +228,11 @@ async fn top_members(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let keys: Vec<String> = w.each_day().map(|d| b.keys.day(d, what)).collect();
-    let tmp = scratch_key(b);
-    let mut c = b.conn();
-    let (head,): (Vec<(String, f64)>,) = redis::pipe()
-        .atomic()
-        .cmd("ZUNIONSTORE")
-        .arg(&tmp)
-        .arg(keys.len())
-        .arg(&keys)
-        .ignore()
-        .cmd("ZREVRANGE")
-        .arg(&tmp)
-        .arg(0)
-        .arg(limit.saturating_sub(1))
-        .arg("WITHSCORES")
-        .cmd("DEL")
-        .arg(&tmp)
-        .ignore()
-        .query_async(&mut c)
-        .await
-        .map_err(StatsError::redis("ranking a top list"))?;
+    let head = window_sums(b, w, what, limit).await?;
     if head.is_empty() {
         return Ok(Vec::new());
     }
+    let mut c = b.conn();
     let members: Vec<&str> = head.iter().map(|(m, _)| m.as_str()).collect();
     let mut p = redis::pipe();
     for day in w.each_day() {
@@ -185,7 +259,7 @@ async fn top_members(
     Ok(head
         .into_iter()
         .zip(latest)
-        .map(|((m, score), l)| (m, score.max(0.0) as u64, l.map(|(_, v)| v)))
+        .map(|((m, bans), l)| (m, bans, l.map(|(_, v)| v)))
         .collect())
 }
 

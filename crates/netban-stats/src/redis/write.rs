@@ -25,6 +25,10 @@ pub(super) async fn record(
         check_host(&e.host)?;
         by_host.entry(e.host.as_str()).or_default().push(e);
     }
+    // Move the rolling window first, so this batch's bans of its days go into it too.
+    if let Some(last) = events.iter().map(|e| e.day).max() {
+        super::read::roll(b, last, "", 0).await?;
+    }
     let mut out = Recorded::default();
     for (host, mut evs) in by_host {
         evs.sort_by_key(|e| e.id);
@@ -55,7 +59,11 @@ async fn record_chunk(
     inv.key(b.keys.mark())
         .key(b.keys.seen())
         .key(b.keys.asorg())
-        .key(b.keys.days());
+        .key(b.keys.days())
+        .key(b.keys.roll("through"))
+        .key(b.keys.roll("offenders"))
+        .key(b.keys.roll("networks"))
+        .key(b.keys.roll("asns"));
     for day in &days {
         for what in DAY_KEYS {
             inv.key(b.keys.day(*day, what));
