@@ -25,8 +25,16 @@ pub(super) async fn record(
         check_host(&e.host)?;
         by_host.entry(e.host.as_str()).or_default().push(e);
     }
-    // Move the rolling window first, so this batch's bans of its days go into it too.
-    if let Some(last) = events.iter().map(|e| e.day).max() {
+    // Move the rolling window first, so this batch's bans of its days go into it too; but
+    // never past tomorrow (UTC): a host with a wrong clock must not drag the fleet's window
+    // into the future.
+    let tomorrow = Day::of(unix_now(), &jiff::tz::TimeZone::UTC).minus(-1);
+    if let Some(last) = events
+        .iter()
+        .map(|e| e.day)
+        .filter(|d| *d <= tomorrow)
+        .max()
+    {
         super::read::roll(b, last, "", 0).await?;
     }
     let mut out = Recorded::default();
@@ -125,4 +133,8 @@ pub(super) async fn prune(b: &RedisBackend, keep_from: Day) -> Result<u64, Stats
         gone += n;
     }
     Ok(gone)
+}
+
+fn unix_now() -> i64 {
+    jiff::Timestamp::now().as_second()
 }
