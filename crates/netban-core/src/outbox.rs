@@ -130,9 +130,9 @@ pub struct Event {
 
 impl Event {
     /// True when the event counts as a new ban in the statistics: a lease started by this
-    /// host's fail2ban (not a restore, not a peer's: peers count their own).
+    /// host's fail2ban (not a restore, not an adoption, not a peer's: peers count their own).
     pub fn counts_as_ban(&self) -> bool {
-        self.kind == EventKind::Start && self.cause != Cause::Restore && self.origin == "local"
+        self.kind == EventKind::Start && self.cause == Cause::Ban && self.origin == "local"
     }
 }
 

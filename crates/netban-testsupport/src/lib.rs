@@ -2,9 +2,9 @@
 //!
 //! Everything here starts a *real* component on a free loopback port, inside a temporary
 //! directory that is removed when the handle is dropped: ExaFS from PyPI (`exafs`), fail2ban
-//! from Debian, netconfd (Debian) behind a private OpenSSH sshd, and a small fault-injecting
-//! HTTP proxy that sits in front of a real server; the nftables tests get a private network
-//! namespace each ([`netns`]) with the real nft.
+//! from Debian, netconfd (Debian) behind a private OpenSSH sshd, redis-server from Debian,
+//! and a small fault-injecting HTTP proxy that sits in front of a real server; the nftables
+//! tests get a private network namespace each ([`netns`]) with the real nft.
 //! Nothing here imitates a server. When a component is missing the harness panics with the
 //! command that installs it (`scripts/test` does): tests never pass by skipping.
 
@@ -18,4 +18,5 @@ pub mod netconfd_user;
 pub mod netns;
 pub mod process;
 pub mod proxy;
+pub mod redis;
 pub mod ssh_keys;
