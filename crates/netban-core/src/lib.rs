@@ -29,6 +29,7 @@ pub mod sink;
 pub mod store;
 pub mod target;
 pub mod template;
+pub mod view;
 
 pub use lease::{Lease, Origin, Until};
 pub use sink::{Applied, Change, HeldEntry, LeaseInfo, Outcome, Owner, Retry, Sink, SinkError};

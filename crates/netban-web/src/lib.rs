@@ -30,6 +30,16 @@ pub trait Backend: Send + Sync + 'static {
     fn health(&self) -> Result<String, String>;
     /// The OpenMetrics text.
     fn metrics(&self) -> String;
+    /// The state database (active leases, records, kept entries, refusals).
+    fn store(&self) -> Arc<netban_core::store::Store>;
+    /// The reconcile engine (sinks, their plans: what is in place, pending, failing).
+    fn engine(&self) -> Arc<netban_core::reconcile::Engine>;
+    /// The statistics, when `[stats]` is on.
+    fn stats(&self) -> Option<Arc<netban_stats::Stats>>;
+    /// The cluster's status (`netban cluster status --json`), when clustering is on.
+    fn cluster(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// The routes, over `backend`, behind `token`.

@@ -70,7 +70,12 @@ pub enum Command {
     /// Why an address is (not) banned: leases, guard, each sink, history.
     #[command(after_help = "With --remote, asks each sink what it really holds for the target.")]
     Explain(ExplainArgs),
-    /// Run the delivery daemon: reconcile loop, repair, expiry, metrics.
+    /// Attack statistics: per day, country, jail, ASN, repeat offenders.
+    #[command(
+        after_help = "Examples:\n  netban stats\n  netban stats --days 7 --json\nNeeds a [stats] section in the config (docs/stats.md). With the Redis backend the numbers are the fleet's."
+    )]
+    Stats(StatsArgs),
+    /// Run the delivery daemon: reconcile loop, repair, expiry, statistics, web, metrics.
     Daemon,
     /// Print the man pages (roff) or shell completions, generated from these definitions.
     #[command(
@@ -148,6 +153,13 @@ pub struct ExplainArgs {
     /// Ask each sink what it really holds for it.
     #[arg(long)]
     pub remote: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The last N days, today included.
+    #[arg(long, default_value = "30")]
+    pub days: u32,
 }
 
 #[derive(Debug, Args)]

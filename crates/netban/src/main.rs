@@ -13,6 +13,7 @@ mod logging;
 mod protocol;
 mod request;
 mod sinks;
+mod stats;
 mod view;
 
 use clap::Parser;

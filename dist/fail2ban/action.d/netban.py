@@ -82,7 +82,7 @@ BYPASS_AFTER_TIMEOUT = 30.0
 # restart with thousands of restored bans does not flood fail2ban's log.
 WARN_EVERY = 60.0
 
-KNOWN_OPTIONS = ("config", "socket", "netban", "timeout", "fallback_timeout")
+KNOWN_OPTIONS = ("config", "socket", "netban", "timeout", "fallback_timeout", "port")
 
 
 class DaemonUnavailable(Exception):
@@ -116,6 +116,8 @@ class NetbanAction(ActionBase):
         self.timeout = _seconds(opts.get("timeout"), DEFAULT_TIMEOUT)
         self.fallback_timeout = _seconds(opts.get("fallback_timeout"), DEFAULT_FALLBACK_TIMEOUT)
         self.socket = _text(opts.get("socket")) or self._socket_from_config()
+        # The jail's port setting (netban-socket[port="%(port)s"]), kept for the statistics.
+        self.port = _text(opts.get("port"))
 
     def _config_path(self):
         """The config the binary would read: config=, $NETBAN_CONFIG, the default path."""
@@ -238,6 +240,11 @@ class NetbanAction(ActionBase):
         start = _unix_time(aInfo["time"])
         if start is not None:
             info["time"] = start
+        failures = self._failures(aInfo)
+        if failures is not None:
+            info["failures"] = failures
+        if self.port:
+            info["port"] = self.port
         return info
 
     @staticmethod
@@ -265,6 +272,8 @@ class NetbanAction(ActionBase):
         argv.append("--restored=" + info["restored"])
         if failures is not None:
             argv.append("--failures=" + failures)
+        if "port" in info:
+            argv.append("--port=" + info["port"])
         argv += ["--", info["ip"]]
         return argv
 

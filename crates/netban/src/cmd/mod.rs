@@ -6,6 +6,7 @@ mod explain;
 mod flush;
 mod generate;
 mod list;
+mod stats;
 mod status;
 mod sync;
 mod unban;
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Check => check::run(&mut ctx),
         Command::Status => status::run(&mut ctx),
         Command::Explain(a) => explain::run(&mut ctx, a),
+        Command::Stats(a) => stats::run(&mut ctx, a),
         Command::Daemon => crate::daemon::run(&mut ctx),
         Command::Generate(_) => Ok(()),
     }

@@ -18,6 +18,8 @@ pub struct DaemonHandle {
     pub bus: Bus,
     /// How often each sink's full check (listing, repair) runs.
     pub resync: Duration,
+    /// The statistics, when `[stats]` is on.
+    pub stats: Option<Arc<netban_stats::Stats>>,
     beats: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
@@ -34,6 +36,7 @@ impl DaemonHandle {
             metrics,
             bus: Bus::new(),
             resync,
+            stats: None,
             beats: Arc::default(),
         }
     }

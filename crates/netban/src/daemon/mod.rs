@@ -76,12 +76,14 @@ impl Daemon {
         metrics.baseline(&store);
         let engine = Arc::new(ctx.engine()?.with_observer(metrics.clone()));
         let token = web_token(&config)?;
-        let h = DaemonHandle::new(
+        let stats = crate::stats::open(ctx)?;
+        let mut h = DaemonHandle::new(
             store.clone(),
             engine.clone(),
             metrics,
             Duration::from_secs_f64(config.daemon.resync_interval),
         );
+        h.stats = stats;
         let socket = config.socket_path();
         let web_addr = self.web.as_ref().and_then(|l| l.local_addr().ok());
         if config.host_id.is_none() {
@@ -105,8 +107,17 @@ impl Daemon {
         }
         let mut components: Vec<Box<dyn Component>> = vec![
             Box::new(components::reconcile::Reconcile),
-            Box::new(components::housekeeping::Housekeeping { consumers: vec![] }),
+            Box::new(components::housekeeping::Housekeeping {
+                consumers: if h.stats.is_some() {
+                    vec![crate::stats::CONSUMER]
+                } else {
+                    vec![]
+                },
+            }),
         ];
+        if h.stats.is_some() {
+            components.push(Box::new(components::stats::StatsIngest));
+        }
         if let Some(listener) = self.control {
             components.push(Box::new(components::control::Control { listener }));
         }

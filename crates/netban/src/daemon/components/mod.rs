@@ -3,4 +3,5 @@
 pub mod control;
 pub mod housekeeping;
 pub mod reconcile;
+pub mod stats;
 pub mod web;

@@ -38,6 +38,18 @@ impl Backend for Served {
     fn metrics(&self) -> String {
         self.0.metrics.encode(&self.0.store, &self.0.engine)
     }
+
+    fn store(&self) -> Arc<netban_core::store::Store> {
+        self.0.store.clone()
+    }
+
+    fn engine(&self) -> Arc<netban_core::reconcile::Engine> {
+        self.0.engine.clone()
+    }
+
+    fn stats(&self) -> Option<Arc<netban_stats::Stats>> {
+        self.0.stats.clone()
+    }
 }
 
 #[async_trait]

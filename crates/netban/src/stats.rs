@@ -1,0 +1,78 @@
+//! The statistics, wired: `[stats]` read into netban-stats' config, the backend opened, and
+//! the outbox drained into it (the daemon's component does it continuously; `netban stats`
+//! does it itself when no daemon runs).
+
+use std::sync::Arc;
+
+use netban_core::outbox::Consumer;
+use netban_core::store::Store;
+use netban_stats::{SourceEvent, Stats, StatsConfig};
+
+use crate::context::Context;
+use crate::exit::{CliError, CliResult};
+
+/// The outbox consumer of the statistics.
+pub const CONSUMER: &str = "stats";
+/// Events read per batch.
+const BATCH: usize = 1000;
+
+/// `[stats]`, when the config has it; exit 3 when it is wrong.
+pub fn config(ctx: &Context) -> CliResult<Option<StatsConfig>> {
+    let Some(section) = &ctx.config.stats else {
+        return Ok(None);
+    };
+    let cfg: StatsConfig = section
+        .deserialize()
+        .map_err(|e| CliError::Config(e.to_string()))?;
+    cfg.validate(ctx.config.cluster.is_some())
+        .map_err(|e| CliError::Config(section.invalid(e.to_string()).to_string()))?;
+    Ok(Some(cfg))
+}
+
+/// Opens the statistics when `[stats]` is on.
+pub fn open(ctx: &mut Context) -> CliResult<Option<Arc<Stats>>> {
+    let Some(cfg) = config(ctx)? else {
+        return Ok(None);
+    };
+    let state_dir = ctx.store()?.dir().to_path_buf();
+    let host_id = ctx.config.host_id();
+    let stats = Stats::open(
+        &cfg,
+        netban_stats::OpenEnv {
+            state_dir: &state_dir,
+            host_id: &host_id,
+            cluster_redis: None,
+            cluster_prefix: None,
+        },
+    )
+    .map_err(|e| CliError::Config(e.to_string()))?;
+    Ok(Some(Arc::new(stats)))
+}
+
+/// Feeds the outbox into the statistics until it is empty; returns the events read. The
+/// cursor moves only after the backend took a batch (it counts each event once even when a
+/// batch is handed in again).
+pub async fn drain(store: &Arc<Store>, stats: &Stats) -> Result<usize, String> {
+    let consumer = Consumer::new(CONSUMER);
+    let mut total = 0;
+    loop {
+        let (s, c) = (store.clone(), consumer.clone());
+        let events = tokio::task::spawn_blocking(move || c.next(&s, BATCH))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        if events.is_empty() {
+            return Ok(total);
+        }
+        let batch: Vec<SourceEvent> = events.iter().map(SourceEvent::from).collect();
+        let done = stats.ingest(&batch).await.map_err(|e| e.to_string())?;
+        total += events.len();
+        if let Some(last) = done.last_id {
+            let (s, c) = (store.clone(), consumer.clone());
+            tokio::task::spawn_blocking(move || c.commit(&s, last))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        }
+    }
+}

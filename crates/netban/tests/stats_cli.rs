@@ -1,0 +1,79 @@
+//! `netban stats` end to end: bans through the CLI, counted from the outbox with countries and
+//! ASNs from the MaxMind test databases, exactly as DESIGN.md's counting rule says.
+
+mod common;
+
+use common::Netban;
+
+fn geoip(file: &str) -> String {
+    format!(
+        "{}/../netban-stats/testdata/geoip/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn netban() -> Netban {
+    Netban::new(&format!(
+        "host_id = \"web-01\"\n[guard]\nprotect_own_addresses = false\n[stats]\ncountry_db = {:?}\nasn_db = {:?}\n",
+        geoip("GeoLite2-Country-Test.mmdb"),
+        geoip("GeoLite2-ASN-Test.mmdb")
+    ))
+}
+
+fn stats(nb: &Netban, days: &str) -> serde_json::Value {
+    let out = nb.expect(0, &["stats", "--days", days, "--json"]);
+    serde_json::from_slice(&out.stdout).expect("stats --json is JSON")
+}
+
+#[test]
+fn stats_count_each_ban_once_by_country_jail_and_asn() {
+    let nb = netban();
+    nb.expect(0, &["ban", "--jail", "sshd", "81.2.69.160"]);
+    nb.expect(0, &["ban", "--jail", "sshd", "2001:218::1"]);
+    nb.expect(0, &["ban", "--jail", "postfix", "89.160.20.128"]);
+    nb.expect(0, &["ban", "--jail", "sshd", "1.2.3.4"]);
+    // The same address banned again while banned: an extend, not a new ban.
+    nb.expect(
+        0,
+        &["ban", "--jail", "sshd", "--bantime", "7200", "81.2.69.160"],
+    );
+    // A restored ban (fail2ban restart) never counts, even for an address netban did not have.
+    nb.expect(
+        0,
+        &["ban", "--jail", "sshd", "--restored", "1", "81.2.69.161"],
+    );
+    // Unbans change no history; a ban after the unban is a new ban.
+    nb.expect(0, &["unban", "--jail", "sshd", "1.2.3.4"]);
+    nb.expect(0, &["ban", "--jail", "sshd", "1.2.3.4"]);
+    let v = stats(&nb, "7");
+    assert_eq!(v["days"], 7);
+    assert_eq!(v["total"], 5, "{v}");
+    assert_eq!(v["targets"], 4, "{v}");
+    assert_eq!(v["by_country"]["GB"], 1, "{v}");
+    assert_eq!(v["by_country"]["JP"], 1, "{v}");
+    assert_eq!(v["by_country"]["SE"], 1, "{v}");
+    assert_eq!(v["by_country"]["unknown"], 2, "1.2.3.4, twice: {v}");
+    assert_eq!(v["by_jail"]["sshd"], 4, "{v}");
+    assert_eq!(v["by_jail"]["postfix"], 1, "{v}");
+    assert_eq!(v["by_asn"]["AS29518"], 1, "{v}");
+    let per_day = v["per_day"].as_array().expect("per_day");
+    assert_eq!(per_day.len(), 7, "oldest first, one entry per day");
+    assert_eq!(per_day[6]["total"], 5, "today holds them all: {v}");
+    // Counting again changes nothing (exactly once).
+    assert_eq!(stats(&nb, "7")["total"], 5);
+    // The table names the top entries.
+    let out = nb.expect(0, &["stats", "--days", "7"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("GB") && text.contains("AS29518"), "{text}");
+}
+
+#[test]
+fn stats_without_a_stats_section_say_how_to_turn_them_on() {
+    let nb = Netban::new("");
+    let out = nb.expect(3, &["stats"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("add a [stats] section"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
