@@ -59,6 +59,9 @@ pub enum Mode {
     Status503 { count: Option<usize> },
     /// Accept requests and never answer.
     Blackhole,
+    /// Answer every request with this status and body instead of forwarding it (a garbled
+    /// success, an answer about another rule, a huge body).
+    Answer { status: u16, body: Arc<Vec<u8>> },
 }
 
 /// One request the proxy saw.
@@ -357,6 +360,7 @@ enum Action {
     Refuse503,
     Hang,
     Drop,
+    Answer(u16, Arc<Vec<u8>>),
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> ProxyResult {
@@ -382,6 +386,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> ProxyResult {
             }
             Mode::Blackhole => Action::Hang,
             Mode::Down => Action::Drop,
+            Mode::Answer { status, body } => Action::Answer(*status, body.clone()),
         }
     };
     match action {
@@ -393,6 +398,16 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> ProxyResult {
             shared.record(&method, &path, 0);
             let never = std::future::pending::<Infallible>().await;
             match never {}
+        }
+        Action::Answer(status, body) => {
+            shared.record(&method, &path, status);
+            let mut resp = Response::new(Full::new(Bytes::from(body.as_ref().clone())));
+            *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            resp.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+            Ok(resp)
         }
         Action::Refuse503 => {
             shared.record(&method, &path, 503);
