@@ -223,3 +223,54 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NOW: i64 = 1_795_303_972;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+        /// Whatever fail2ban (or a local user on the control socket) sends: refused, or a ban
+        /// with a canonical target, a safe jail and sane times.
+        #[test]
+        fn any_ban_input_is_refused_or_sane(
+            ip in "\\PC{0,40}|[0-9a-fA-F:./]{1,40}",
+            jail in proptest::option::of("\\PC{0,70}"),
+            bantime in proptest::option::of("\\PC{0,20}|-?[0-9]{1,12}(\\.[0-9]{1,3})?|-1"),
+            time in proptest::option::of("\\PC{0,20}|[0-9]{1,12}(\\.[0-9]{1,3})?"),
+            restored in proptest::option::of("\\PC{0,3}"),
+            port in proptest::option::of("\\PC{0,100}"),
+        ) {
+            let input = BanInput { ip, jail, bantime, time, restored, failures: None, port };
+            if let Ok(r) = parse(&input, NOW) {
+                prop_assert_eq!(Target::parse(&r.target.to_string()).ok(), Some(r.target));
+                prop_assert!(netban_core::lease::validate_jail(&r.jail).is_ok());
+                prop_assert!(r.bantime == -1 || (1..=MAX_BANTIME).contains(&r.bantime));
+                prop_assert!(r.since <= NOW + MAX_FUTURE);
+                if let Some(p) = &r.facts.port {
+                    prop_assert!(p.len() <= 64 && !p.contains(';'));
+                }
+            }
+        }
+
+        /// Any line on the control socket: a request or an error, never a panic.
+        #[test]
+        fn any_control_line_parses_or_is_refused(line in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = serde_json::from_slice::<crate::protocol::Request>(&line);
+        }
+
+        #[test]
+        fn json_ban_requests_with_hostile_values_are_validated(ip in "\\PC{0,30}", jail in "\\PC{0,30}") {
+            let line = serde_json::json!({"op": "ban", "ip": ip, "jail": jail}).to_string();
+            if let Ok(crate::protocol::Request::Ban(input)) = serde_json::from_str(&line)
+                && let Ok(r) = parse(&input, NOW)
+            {
+                prop_assert!(netban_core::lease::validate_jail(&r.jail).is_ok());
+            }
+        }
+    }
+}
