@@ -5,8 +5,18 @@
 //! from Debian, and a small fault-injecting HTTP proxy that sits in front of a real server.
 //! Nothing here imitates a server. When a component is missing the harness panics with the
 //! command that installs it (`scripts/test` does): tests never pass by skipping.
+//!
+//! And the pieces every netban test shares, once each: the runner of the real binary
+//! ([`runner`]), its config ([`config`]), the daemon handle ([`daemon`]), a client of the
+//! control socket ([`control`]), polling waits ([`wait`]) and forged tokens ([`jwt`]).
 
+pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod exafs;
 pub mod fail2ban;
 pub mod http;
+pub mod jwt;
 pub mod proxy;
+pub mod runner;
+pub mod wait;
