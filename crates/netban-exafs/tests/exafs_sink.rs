@@ -11,6 +11,7 @@ use netban_core::{Target, Until};
 use netban_exafs::ExafsConfig;
 use netban_exafs::ExafsSink;
 use netban_testsupport::exafs::{ExaFs, ExaFsOptions, now_unix};
+use netban_testsupport::jwt;
 use netban_testsupport::proxy::{FaultProxy, Mode};
 
 const HOST: &str = "web-01";
@@ -281,7 +282,7 @@ async fn a_bad_cached_token_is_replaced_once() {
     let path = state.path().join("exafs-exafs.token");
     let text = std::fs::read_to_string(&path).unwrap();
     let header = text.lines().next().unwrap();
-    let forged = forged_jwt(now_unix() + 86_400);
+    let forged = jwt::forged(now_unix() + 86_400);
     std::fs::write(&path, format!("{header}\n{forged}\n")).unwrap();
 
     proxy.reset_counts();
@@ -706,18 +707,6 @@ fn add_for(target: &str) -> Change {
     }
 }
 
-/// A JWT ExaFS did not sign, with the given `exp`.
-fn forged_jwt(exp: i64) -> String {
-    use base64::Engine as _;
-    let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-    format!(
-        "{}.{}.{}",
-        enc(r#"{"alg":"HS256","typ":"JWT"}"#),
-        enc(&format!(r#"{{"user":{{"id":1}},"exp":{exp}}}"#)),
-        enc("forged")
-    )
-}
-
 /// A TLS terminator in front of ExaFS (Python's ssl, a certificate from a private CA):
 /// what a production ExaFS behind nginx looks like to netban.
 struct TlsFront {
@@ -897,7 +886,7 @@ async fn secrets_never_reach_the_log() {
         .to_string();
     std::fs::write(
         &token_file,
-        format!("{header}\n{}\n", forged_jwt(now_unix() + 86_400)),
+        format!("{header}\n{}\n", jwt::forged(now_unix() + 86_400)),
     )
     .unwrap();
     let again = new_sink(&config(&exafs.url(), exafs.api_key(), ""), state.path()).unwrap();

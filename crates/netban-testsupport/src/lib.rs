@@ -7,10 +7,18 @@
 //! tests get a private network namespace each ([`netns`]) with the real nft.
 //! Nothing here imitates a server. When a component is missing the harness panics with the
 //! command that installs it (`scripts/test` does): tests never pass by skipping.
+//!
+//! And the pieces every netban test shares, once each: the runner of the real binary
+//! ([`runner`]), its config ([`config`]), the daemon handle ([`daemon`]), a client of the
+//! control socket ([`control`]), polling waits ([`wait`]) and forged tokens ([`jwt`]).
 
+pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod exafs;
 pub mod fail2ban;
 pub mod http;
+pub mod jwt;
 pub mod netconf_client;
 pub mod netconfd;
 pub mod netconfd_files;
@@ -19,4 +27,6 @@ pub mod netns;
 pub mod process;
 pub mod proxy;
 pub mod redis;
+pub mod runner;
 pub mod ssh_keys;
+pub mod wait;

@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use netban_testsupport::exafs::{ExaFs, ExaFsOptions, now_unix};
 use netban_testsupport::http;
+use netban_testsupport::jwt;
 use netban_testsupport::proxy::{FaultProxy, Mode};
 use serde_json::{Value, json};
 
@@ -15,12 +15,7 @@ fn expiry(min_ahead: i64) -> i64 {
 }
 
 fn jwt_exp(token: &str) -> i64 {
-    let payload = token.split('.').nth(1).expect("JWT has 3 parts");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .expect("JWT payload is base64url");
-    let claims: Value = serde_json::from_slice(&bytes).expect("JWT payload is JSON");
-    claims["exp"].as_i64().expect("exp claim")
+    jwt::exp(token).expect("a JWT with an exp claim")
 }
 
 fn message(r: &http::Response) -> Value {

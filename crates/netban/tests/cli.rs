@@ -1,15 +1,26 @@
 //! The CLI contract (DESIGN.md): exit codes, bad input, the guard, config errors, and the
 //! exec sink end to end — everything a fail2ban action or a script depends on.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 
-use common::{Netban, exec_sink, read, stderr};
+use netban_testsupport::config::{Config, Sink};
+use netban_testsupport::runner::{Netban, read, stderr};
+
+const NETBAN: &str = env!("CARGO_BIN_EXE_netban");
+
+/// A netban whose config is `state_dir = <tmp>/state` followed by `extra` (TOML).
+fn netban(extra: &str) -> Netban {
+    Netban::new(NETBAN, &Config::new().raw(extra))
+}
+
+/// A netban whose only sink appends `ban JAIL BANTIME IP` / `unban IP` lines to `log`.
+fn netban_logging_to(log: &std::path::Path) -> Netban {
+    Netban::new(NETBAN, &Config::new().sink(Sink::exec_to_file(log)))
+}
 
 #[test]
 fn bad_input_is_exit_2_and_changes_nothing() {
-    let nb = Netban::new("");
+    let nb = netban("");
     nb.expect(0, &["ban", "192.0.2.1"]);
     for bad in [
         "192.0.2.300",
@@ -42,9 +53,9 @@ fn bad_input_is_exit_2_and_changes_nothing() {
 #[test]
 fn guard_refusals_are_exit_0_with_a_reason() {
     let allow = "203.0.113.0/28 # office\n";
-    let nb = Netban::new("");
+    let nb = netban("");
     std::fs::write(nb.path("allow.conf"), allow).unwrap();
-    let nb2 = Netban::new(&format!(
+    let nb2 = netban(&format!(
         "[guard]\nallowlist = [\"{}\"]\n",
         nb.path("allow.conf").display()
     ));
@@ -71,27 +82,26 @@ fn guard_refusals_are_exit_0_with_a_reason() {
 
 #[test]
 fn broken_config_is_exit_3_naming_key_and_line() {
-    let nb = Netban::new("[guard]\nmax_prefix_v4 = 24\nmax_prefx_v6 = 64\n");
+    let nb = netban("[guard]\nmax_prefix_v4 = 24\nmax_prefx_v6 = 64\n");
     let out = nb.expect(3, &["ban", "192.0.2.1"]);
     let e = stderr(&out);
     assert!(e.contains("max_prefx_v6") && e.contains("line 4"), "{e}");
-    let nb =
-        Netban::new("[[sink]]\nname = \"x\"\ntype = \"exec\"\nban = [\"/bin/echo\", \"{jial}\"]\n");
+    let nb = netban("[[sink]]\nname = \"x\"\ntype = \"exec\"\nban = [\"/bin/echo\", \"{jial}\"]\n");
     let e = stderr(&nb.expect(3, &["check"]));
     assert!(e.contains("{jial}"), "{e}");
-    let nb = Netban::new("");
+    let nb = netban("");
     nb.expect(3, &["--config", "/nonexistent/netban.toml", "list"]);
     // Bad input is still exit 2 with a broken config: nothing is read first.
-    let nb = Netban::new("bogus = 1\n");
+    let nb = netban("bogus = 1\n");
     nb.expect(2, &["ban", "x"]);
 }
 
 #[test]
 fn secret_in_a_readable_config_is_warned_about_and_never_printed() {
-    let nb = Netban::new(
+    let nb = netban(
         "[[sink]]\nname=\"e\"\ntype=\"exafs\"\nurl=\"http://127.0.0.1:9\"\napi_key=\"s3cr3t-key-value\"\ncommunity=1\n",
     );
-    std::fs::set_permissions(&nb.config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(nb.config(), std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = nb.expect(0, &["-vv", "ban", "192.0.2.1"]);
     let e = stderr(&out);
     assert!(e.contains("chmod 600"), "{e}");
@@ -100,7 +110,7 @@ fn secret_in_a_readable_config_is_warned_about_and_never_printed() {
 
 #[test]
 fn state_files_are_private() {
-    let nb = Netban::new("");
+    let nb = netban("");
     nb.expect(0, &["ban", "192.0.2.1"]);
     let db = nb.state_dir().join("netban.db");
     assert_eq!(
@@ -120,7 +130,7 @@ fn state_files_are_private() {
 #[test]
 fn exec_sink_runs_templates_and_keeps_a_target_while_any_jail_bans_it() {
     let log = tempfile::NamedTempFile::new().unwrap();
-    let nb = Netban::new(&exec_sink(log.path()));
+    let nb = netban_logging_to(log.path());
     nb.expect(
         0,
         &["ban", "--jail", "sshd", "--bantime", "600", "192.0.2.1"],
@@ -152,16 +162,17 @@ fn exec_sink_runs_templates_and_keeps_a_target_while_any_jail_bans_it() {
 
 #[test]
 fn a_failing_sink_keeps_the_ban_pending_until_sync_succeeds() {
-    let nb = Netban::new("");
+    let nb = netban("");
     let flag = nb.path("ok");
     let log = nb.path("log");
-    let cfg = format!(
-        "state_dir = \"{}\"\n[[sink]]\nname = \"flaky\"\ntype = \"exec\"\nban = [\"/bin/sh\", \"-c\", \"test -e {} && echo ban $0 >> {}\", \"{{ip}}\"]\n",
-        nb.state_dir().display(),
-        flag.display(),
-        log.display()
-    );
-    std::fs::write(&nb.config, cfg).unwrap();
+    nb.write_config(&Config::new().sink(Sink::new("flaky", "exec").set(
+        "ban",
+        format!(
+            r#"["/bin/sh", "-c", "test -e {} && echo ban $0 >> {}", "{{ip}}"]"#,
+            flag.display(),
+            log.display()
+        ),
+    )));
     nb.expect(0, &["ban", "192.0.2.1"]);
     assert_eq!(read(&log), "");
     let list = nb.list();
@@ -178,7 +189,7 @@ fn a_failing_sink_keeps_the_ban_pending_until_sync_succeeds() {
 #[test]
 fn restored_ban_already_in_place_runs_nothing() {
     let log = tempfile::NamedTempFile::new().unwrap();
-    let nb = Netban::new(&exec_sink(log.path()));
+    let nb = netban_logging_to(log.path());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -235,7 +246,7 @@ fn restored_ban_already_in_place_runs_nothing() {
 #[test]
 fn flush_keeps_network_bans() {
     let log = tempfile::NamedTempFile::new().unwrap();
-    let nb = Netban::new(&exec_sink(log.path()));
+    let nb = netban_logging_to(log.path());
     nb.expect(0, &["ban", "--jail", "sshd", "192.0.2.1"]);
     nb.expect(0, &["flush", "--jail", "sshd"]);
     assert_eq!(nb.targets(), ["192.0.2.1/32"]);
@@ -245,7 +256,7 @@ fn flush_keeps_network_bans() {
 #[test]
 fn dry_run_changes_nothing() {
     let log = tempfile::NamedTempFile::new().unwrap();
-    let nb = Netban::new(&exec_sink(log.path()));
+    let nb = netban_logging_to(log.path());
     let out = nb.expect(0, &["--dry-run", "ban", "192.0.2.1"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("would ban 192.0.2.1/32"));
     assert!(nb.targets().is_empty());
@@ -254,7 +265,7 @@ fn dry_run_changes_nothing() {
 
 #[test]
 fn check_reports_each_sink() {
-    let nb = Netban::new(
+    let nb = netban(
         "[[sink]]\nname=\"a\"\ntype=\"exec\"\nban=[\"/bin/true\"]\n[[sink]]\nname=\"b\"\ntype=\"exec\"\nban=[\"/nonexistent/cmd\"]\n",
     );
     let out = nb.expect(1, &["check"]);
@@ -269,7 +280,7 @@ fn check_reports_each_sink() {
 #[test]
 fn ban_is_quiet_on_success() {
     let log = tempfile::NamedTempFile::new().unwrap();
-    let nb = Netban::new(&exec_sink(log.path()));
+    let nb = netban_logging_to(log.path());
     let out = nb.expect(0, &["ban", "192.0.2.1"]);
     assert!(
         out.stdout.is_empty() && out.stderr.is_empty(),

@@ -3,15 +3,15 @@
 //! rules it stores (read from its database), and, through a fault-injecting proxy where it
 //! matters, the requests netban sent.
 
-mod common;
-
-use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{Netban, stderr};
+use netban_testsupport::config::{Config, Sink};
 use netban_testsupport::exafs::{ExaFs, RtbhRule, now_unix};
+use netban_testsupport::jwt;
 use netban_testsupport::proxy::{FaultProxy, Mode};
+use netban_testsupport::runner::{Netban, stderr, stdout};
 
+const NETBAN: &str = env!("CARGO_BIN_EXE_netban");
 const HOST_ID: &str = "nb-test-01";
 const AUTH: &str = "/api/v3/auth";
 const RTBH: &str = "/api/v3/rules/rtbh";
@@ -36,22 +36,16 @@ struct Cfg<'a> {
     guard: &'a str,
     /// `[log]` lines (default: syslog off).
     log: &'a str,
-    /// Extra lines in the `[[sink]]` table (`api_key = ...` is added unless `key_line` is set).
-    sink: &'a str,
-    /// Replaces `api_key = "KEY"`, e.g. with `api_key_file = "..."`.
-    key_line: Option<String>,
+    /// The key from this file (`api_key_file`) instead of `api_key`.
+    key_file: Option<std::path::PathBuf>,
     /// `host_id` (default [`HOST_ID`]).
     host: Option<&'a str>,
     /// `community` (default 1).
     community: Option<u32>,
 }
 
-/// The config body (everything after `state_dir`): one ExaFS sink named `exafs`, community 1.
-fn config_body(url: &str, key: &str, cfg: &Cfg) -> String {
-    let key_line = cfg
-        .key_line
-        .clone()
-        .unwrap_or_else(|| format!("api_key = \"{key}\""));
+/// The config: one ExaFS sink named `exafs`, community 1.
+fn config(url: &str, key: &str, cfg: &Cfg) -> Config {
     let guard = if cfg.guard.is_empty() {
         "protect_own_addresses = false"
     } else {
@@ -62,20 +56,20 @@ fn config_body(url: &str, key: &str, cfg: &Cfg) -> String {
     } else {
         cfg.log
     };
-    let host = cfg.host.unwrap_or(HOST_ID);
-    let community = cfg.community.unwrap_or(1);
-    format!(
-        "host_id = \"{host}\"\n\
-         [reconcile]\ninline_deadline = {DEADLINE}\n\
-         [guard]\n{guard}\n\
-         [log]\n{log}\n\
-         [[sink]]\nname = \"exafs\"\ntype = \"exafs\"\nurl = \"{url}\"\n{key_line}\ncommunity = {community}\n{sink}\n",
-        sink = cfg.sink,
-    )
+    let mut sink = Sink::exafs(url, key).set("community", cfg.community.unwrap_or(1).to_string());
+    if let Some(f) = &cfg.key_file {
+        sink = sink.api_key_file(f);
+    }
+    Config::new()
+        .host_id(cfg.host.unwrap_or(HOST_ID))
+        .reconcile(format!("inline_deadline = {DEADLINE}"))
+        .guard(guard)
+        .section("log", log)
+        .sink(sink)
 }
 
 fn netban_with(url: &str, key: &str, cfg: &Cfg) -> Netban {
-    Netban::new(&config_body(url, key, cfg))
+    Netban::new(NETBAN, &config(url, key, cfg))
 }
 
 fn netban(url: &str, key: &str) -> Netban {
@@ -84,16 +78,7 @@ fn netban(url: &str, key: &str) -> Netban {
 
 /// Rewrites the config of `nb` in place (same state directory).
 fn rewrite_config(nb: &Netban, url: &str, key: &str, cfg: &Cfg) {
-    let text = format!(
-        "state_dir = \"{}\"\n{}",
-        nb.state_dir().display(),
-        config_body(url, key, cfg)
-    );
-    std::fs::write(&nb.config, text).expect("rewrite config");
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    nb.write_config(&config(url, key, cfg));
 }
 
 /// The next 10-minute mark at or after `t`.
@@ -148,46 +133,6 @@ fn own_address() -> Option<std::net::IpAddr> {
     let sock = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
     sock.connect("192.0.2.1:9").ok()?;
     Some(sock.local_addr().ok()?.ip()).filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
-}
-
-/// base64url without padding (JWT encoding), enough to forge a token.
-fn b64url(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-/// A well-formed JWT that ExaFS did not sign, with this `exp`.
-fn forged_jwt(exp: i64) -> String {
-    format!(
-        "{}.{}.{}",
-        b64url(br#"{"alg":"HS256","typ":"JWT"}"#),
-        b64url(
-            format!(r#"{{"user":{{"id":1,"uuid":"admin@example.com"}},"exp":{exp}}}"#).as_bytes()
-        ),
-        b64url(b"not-signed-by-exafs")
-    )
-}
-
-#[test]
-fn base64url_encoder_is_right() {
-    assert_eq!(b64url(b""), "");
-    assert_eq!(b64url(b"f"), "Zg");
-    assert_eq!(b64url(b"fo"), "Zm8");
-    assert_eq!(b64url(b"foo"), "Zm9v");
-    assert_eq!(b64url(b"foob"), "Zm9vYg");
-    assert_eq!(b64url(&[0xfb, 0xff]), "-_8");
 }
 
 #[test]
@@ -411,12 +356,12 @@ fn a_corrupt_or_expired_or_refused_cached_token_is_replaced_and_the_ban_still_wo
         ("garbage instead of the file", "garbage\n".to_string(), 0),
         (
             "a token that expired by its own exp",
-            format!("{header}\n{}\n", forged_jwt(now_unix() - 3600)),
+            format!("{header}\n{}\n", jwt::forged(now_unix() - 3600)),
             0,
         ),
         (
             "a fresh-looking token ExaFS refuses (403 auth token is invalid)",
-            format!("{header}\n{}\n", forged_jwt(now_unix() + 86_400)),
+            format!("{header}\n{}\n", jwt::forged(now_unix() + 86_400)),
             1,
         ),
         ("an empty file", String::new(), 0),
@@ -769,7 +714,7 @@ fn the_api_key_and_token_never_appear_in_output_or_log_file() {
         exafs.api_key(),
         &Cfg {
             log: &log,
-            key_line: Some(format!("api_key_file = \"{}\"", key_file.display())),
+            key_file: Some(key_file.clone()),
             ..Cfg::default()
         },
     );
@@ -800,7 +745,7 @@ fn the_api_key_and_token_never_appear_in_output_or_log_file() {
     let header = token_text.lines().next().unwrap();
     std::fs::write(
         &cache,
-        format!("{header}\n{}\n", forged_jwt(now_unix() + 86_400)),
+        format!("{header}\n{}\n", jwt::forged(now_unix() + 86_400)),
     )
     .unwrap();
     run(0, &["ban", "--jail", "sshd", "192.0.2.71"]);
@@ -833,7 +778,7 @@ fn the_api_key_and_token_never_appear_in_output_or_log_file() {
         assert!(!logged.contains(secret), "secret in the log file: {logged}");
     }
     // The forged token (sent, refused) does not show either.
-    let forged_sig = b64url(b"not-signed-by-exafs");
+    let forged_sig = jwt::forged_signature();
     assert!(!logged.contains(&forged_sig));
 }
 

@@ -7,15 +7,14 @@
 //! another jail's ban; a ban made while ExaFS is down is not lost. The first test uses an exec
 //! sink and checks the values fail2ban's tags carry into netban.
 
-mod common;
-
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::Netban;
+use netban_testsupport::config::{Config, Sink};
 use netban_testsupport::exafs::{ExaFs, RtbhRule};
 use netban_testsupport::fail2ban::{Fail2ban, Jail, Options};
 use netban_testsupport::proxy::{FaultProxy, Mode};
+use netban_testsupport::runner::{Netban, read, tail};
+use netban_testsupport::wait;
 
 /// How long fail2ban + netban + ExaFS may take for one ban or unban (about 1-2 s normally).
 const WAIT: Duration = Duration::from_secs(20);
@@ -23,30 +22,19 @@ const WAIT: Duration = Duration::from_secs(20);
 const NETBAN: &str = env!("CARGO_BIN_EXE_netban");
 
 /// A netban config for these tests: state in a temp dir, logs (debug) to `netban.log` there,
-/// then the sinks `sinks` returns (TOML; it gets the netban to place files in its directory).
-fn netban_with(sinks: impl FnOnce(&Netban) -> String) -> Netban {
-    let nb = Netban::new("");
-    let text = format!(
-        "{}\n[log]\nlevel = \"debug\"\nsyslog = false\nfile = \"{}\"\n{}",
-        read(&nb.config),
-        nb.path("netban.log").display(),
-        sinks(&nb)
-    );
-    std::fs::write(&nb.config, text).expect("write netban config");
-    nb
+/// then `sink`.
+fn netban_with(sink: Sink) -> Netban {
+    Netban::new(
+        NETBAN,
+        &Config::new()
+            .log_file("netban.log", Some("debug"))
+            .sink(sink),
+    )
 }
 
 /// The last lines of netban's own log.
 fn netban_log(nb: &Netban) -> String {
-    let text = read(&nb.path("netban.log"));
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-fn exafs_sink(url: &str, key: &str) -> String {
-    format!(
-        "\n[[sink]]\nname = \"exafs\"\ntype = \"exafs\"\nurl = \"{url}\"\napi_key = \"{key}\"\ncommunity = 1\n"
-    )
+    tail(&nb.path("netban.log"), 30)
 }
 
 fn start_exafs() -> ExaFs {
@@ -55,7 +43,7 @@ fn start_exafs() -> ExaFs {
 
 fn start_fail2ban(nb: &Netban, jails: Vec<Jail>) -> Fail2ban {
     let mut opts =
-        Options::netban(NETBAN, &nb.config, &[]).expect("dist/fail2ban/action.d/netban.conf");
+        Options::netban(NETBAN, nb.config(), &[]).expect("dist/fail2ban/action.d/netban.conf");
     for j in jails {
         opts = opts.jail(j);
     }
@@ -63,7 +51,7 @@ fn start_fail2ban(nb: &Netban, jails: Vec<Jail>) -> Fail2ban {
 }
 
 fn sshd(nb: &Netban) -> Jail {
-    Jail::netban("sshd", NETBAN, &nb.config)
+    Jail::netban("sshd", NETBAN, nb.config())
 }
 
 /// Everything a failing assertion needs: both logs and what ExaFS holds.
@@ -78,17 +66,9 @@ fn context(f2b: &Fail2ban, nb: &Netban, exafs: Option<&ExaFs>) -> String {
     )
 }
 
-fn wait_until<T>(what: &str, ctx: impl Fn() -> String, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() >= deadline {
-            panic!("{what}: not within {WAIT:?}\n{}", ctx());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// Polls `f` (every 100 ms, up to [`WAIT`]) until it returns `Some`.
+fn wait_until<T>(what: &str, ctx: impl Fn() -> String, f: impl FnMut() -> Option<T>) -> T {
+    wait::wait_until(what, WAIT, Duration::from_millis(100), ctx, f)
 }
 
 fn active_rule(exafs: &ExaFs, addr: &str, mask: u8) -> Option<RtbhRule> {
@@ -98,16 +78,12 @@ fn active_rule(exafs: &ExaFs, addr: &str, mask: u8) -> Option<RtbhRule> {
         .find(RtbhRule::is_active)
 }
 
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
 /// The tags fail2ban passes arrive in netban as the contract says: jail, bantime, ban start,
 /// canonical target; unban ends the lease; a restart changes nothing (no unban at stop, the
 /// restored ban is already delivered). Uses an exec sink, so it runs without ExaFS.
 #[test]
 fn fail2ban_tags_reach_netban() {
-    let nb = netban_with(|nb| common::exec_sink(&nb.path("sink.log")));
+    let nb = netban_with(Sink::exec_to_file("sink.log"));
     let events = nb.path("sink.log");
     let mut f2b = start_fail2ban(&nb, vec![sshd(&nb)]);
     let ctx = || context(&f2b, &nb, None);
@@ -207,7 +183,7 @@ fn fail2ban_tags_reach_netban() {
 #[test]
 fn sshd_failures_become_an_exafs_rule_and_unbanip_removes_it() {
     let exafs = start_exafs();
-    let nb = netban_with(|_| exafs_sink(&exafs.url(), exafs.api_key()));
+    let nb = netban_with(Sink::exafs(&exafs.url(), exafs.api_key()));
     let f2b = start_fail2ban(&nb, vec![sshd(&nb)]);
     let ctx = || context(&f2b, &nb, Some(&exafs));
 
@@ -250,7 +226,7 @@ fn fail2ban_restart_makes_no_exafs_calls() {
     let exafs = start_exafs();
     let proxy = FaultProxy::start(exafs.authority())
         .unwrap_or_else(|e| panic!("starting the proxy: {e:#}"));
-    let nb = netban_with(|_| exafs_sink(&proxy.url(), exafs.api_key()));
+    let nb = netban_with(Sink::exafs(&proxy.url(), exafs.api_key()));
     let mut f2b = start_fail2ban(&nb, vec![sshd(&nb)]);
 
     for ip in ["192.0.2.31", "198.51.100.32", "2001:db8::33"] {
@@ -333,12 +309,12 @@ fn fail2ban_restart_makes_no_exafs_calls() {
 #[test]
 fn one_jails_unban_does_not_lift_another_jails_ban() {
     let exafs = start_exafs();
-    let nb = netban_with(|_| exafs_sink(&exafs.url(), exafs.api_key()));
+    let nb = netban_with(Sink::exafs(&exafs.url(), exafs.api_key()));
     let f2b = start_fail2ban(
         &nb,
         vec![
             sshd(&nb).logfile("auth.log"),
-            Jail::netban("sshd-long", NETBAN, &nb.config)
+            Jail::netban("sshd-long", NETBAN, nb.config())
                 .logfile("auth.log")
                 .bantime(86_400),
         ],
@@ -382,7 +358,7 @@ fn a_ban_while_exafs_is_down_is_delivered_later() {
     let exafs = start_exafs();
     let proxy = FaultProxy::start(exafs.authority())
         .unwrap_or_else(|e| panic!("starting the proxy: {e:#}"));
-    let nb = netban_with(|_| exafs_sink(&proxy.url(), exafs.api_key()));
+    let nb = netban_with(Sink::exafs(&proxy.url(), exafs.api_key()));
     let f2b = start_fail2ban(&nb, vec![sshd(&nb)]);
     let ctx = || context(&f2b, &nb, Some(&exafs));
 

@@ -3,62 +3,37 @@
 //! test drives the real binary (and the real ExaFS where a sink is involved) and asserts
 //! what an operator would notice.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Netban, exec_sink, read, stderr};
+use netban_testsupport::config::{Config, Sink};
+use netban_testsupport::daemon::Daemon;
 use netban_testsupport::exafs::{ExaFs, now_unix};
 use netban_testsupport::proxy::{FaultProxy, Mode};
+use netban_testsupport::runner::{Netban, read, stderr};
 
-/// A running `netban daemon`, killed on drop; `web` is the address it bound (port 0).
-struct Daemon {
-    child: Child,
-    web: Option<String>,
+/// A netban whose config is `state_dir` followed by `extra` (no web listener unless `extra`
+/// has a `[web]` table).
+fn netban(extra: &str) -> Netban {
+    Netban::new(
+        env!("CARGO_BIN_EXE_netban"),
+        &Config::new().no_web().raw(extra),
+    )
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// An exec sink appending `ban JAIL BANTIME IP` / `unban IP` lines to `file`.
+fn exec_sink(file: &Path) -> String {
+    Sink::exec_to_file(file).render(Path::new("/"))
 }
 
 fn start_daemon(nb: &Netban) -> Daemon {
-    let child = nb
-        .cmd()
-        .arg("daemon")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn netban daemon");
-    let info = nb.state_dir().join("daemon.json");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut d = Daemon { child, web: None };
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&info)
-            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
-            && v["pid"].as_u64() == Some(u64::from(d.child.id()))
-        {
-            d.web = v["web"].as_str().map(String::from);
-            return d;
-        }
-        if let Ok(Some(status)) = d.child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = d.child.stderr.take() {
-                let _ = e.read_to_string(&mut err);
-            }
-            panic!("netban daemon exited with {status}: {err}");
-        }
-        assert!(Instant::now() < deadline, "netban daemon not ready in 60 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    Daemon::start(nb)
 }
 
 /// A GET on the daemon's web listener: (status, body); `None` when nothing answered.
@@ -102,7 +77,7 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn open_fds(pid: u32) -> usize {
+fn open_fds(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
@@ -117,10 +92,10 @@ fn daemon_config(extra: &str) -> String {
 fn defect_1_idle_connections_to_the_web_port_cannot_starve_the_daemon() {
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("sink.log");
-    let nb = Netban::new(&daemon_config(&exec_sink(&log)));
+    let nb = netban(&daemon_config(&exec_sink(&log)));
     let d = start_daemon(&nb);
-    let web = d.web.clone().expect("web address");
-    let before = open_fds(d.child.id());
+    let web = d.web().expect("web address").to_string();
+    let before = open_fds(d.pid());
     let mut idle: Vec<TcpStream> = (0..1100)
         .filter_map(|_| TcpStream::connect(&web).ok())
         .collect();
@@ -130,7 +105,7 @@ fn defect_1_idle_connections_to_the_web_port_cannot_starve_the_daemon() {
         idle.len()
     );
     std::thread::sleep(Duration::from_millis(500));
-    let during = open_fds(d.child.id());
+    let during = open_fds(d.pid());
     assert!(
         during < before + 200,
         "the daemon holds {during} descriptors (it had {before}): the connection cap must close the rest"
@@ -166,7 +141,7 @@ fn defect_1_idle_connections_to_the_web_port_cannot_starve_the_daemon() {
 /// Defect 4: `daemon.socket` at an existing regular file deleted it as a "stale socket".
 #[test]
 fn defect_4_a_socket_path_at_a_regular_file_is_refused_and_the_file_kept() {
-    let nb = Netban::new("");
+    let nb = netban("");
     nb.expect(0, &["ban", "192.0.2.7"]);
     let db = nb.state_dir().join("netban.db");
     let text = format!(
@@ -174,7 +149,7 @@ fn defect_4_a_socket_path_at_a_regular_file_is_refused_and_the_file_kept() {
         nb.state_dir().display(),
         db.display()
     );
-    std::fs::write(&nb.config, text).unwrap();
+    nb.write_config_text(&text);
     let out = nb.run(&["daemon"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("is not a socket"), "{}", stderr(&out));
@@ -186,7 +161,7 @@ fn defect_4_a_socket_path_at_a_regular_file_is_refused_and_the_file_kept() {
 }
 
 fn exafs_netban(url: &str, key: &str, extra: &str) -> Netban {
-    Netban::new(&format!(
+    netban(&format!(
         "host_id = \"web-01\"\n[guard]\nprotect_own_addresses = false\n[reconcile]\ninline_deadline = 2\n[[sink]]\nname = \"exafs\"\ntype = \"exafs\"\nurl = \"{url}\"\napi_key = \"{key}\"\ncommunity = 1\ntimeout = 2\n{extra}"
     ))
 }
@@ -218,7 +193,7 @@ fn defect_5_a_huge_exafs_answer_is_cut_off_within_the_deadline() {
 /// Defect 7: `http://user:pass@host` showed up in stderr, the log file, status and check.
 #[test]
 fn defect_7_credentials_in_a_url_never_appear() {
-    let nb = Netban::new("");
+    let nb = netban("");
     let log = nb.path("netban.log");
     let text = format!(
         "state_dir = \"{}\"\n[log]\nfile = \"{}\"\n[[sink]]\nname = \"exafs\"\ntype = \"exafs\"\nurl = \"http://netban:s3cretpass@127.0.0.1:9\"\napi_key_file = \"{}\"\ncommunity = 1\ntimeout = 1\n",
@@ -228,8 +203,8 @@ fn defect_7_credentials_in_a_url_never_appear() {
     );
     std::fs::write(nb.path("key"), "k3y\n").unwrap();
     std::fs::set_permissions(nb.path("key"), std::fs::Permissions::from_mode(0o600)).unwrap();
-    std::fs::write(&nb.config, text).unwrap();
-    std::fs::set_permissions(&nb.config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    nb.write_config_text(&text);
+    std::fs::set_permissions(nb.config(), std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut seen = String::new();
     for args in [
         &["-vv", "ban", "192.0.2.40"][..],
@@ -253,7 +228,7 @@ fn defect_7_credentials_in_a_url_never_appear() {
 /// Defect 8: an empty `[web] token` turned authentication off.
 #[test]
 fn defect_8_an_empty_web_token_is_refused_and_bearer_is_accepted_in_any_case() {
-    let nb = Netban::new("[web]\ntoken = \"\"\n");
+    let nb = netban("[web]\ntoken = \"\"\n");
     let out = nb.expect(3, &["status"]);
     assert!(
         stderr(&out).contains("web.token is empty"),
@@ -263,15 +238,15 @@ fn defect_8_an_empty_web_token_is_refused_and_bearer_is_accepted_in_any_case() {
     let tmp = tempfile::tempdir().unwrap();
     let empty = tmp.path().join("token");
     std::fs::write(&empty, "\n").unwrap();
-    let nb = Netban::new(&format!(
+    let nb = netban(&format!(
         "[web]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n",
         empty.display()
     ));
     let out = nb.expect(3, &["daemon"]);
     assert!(stderr(&out).contains("is empty"), "{}", stderr(&out));
-    let nb = Netban::new("[web]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0ken\"\n");
+    let nb = netban("[web]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0ken\"\n");
     let d = start_daemon(&nb);
-    let web = d.web.clone().expect("web");
+    let web = d.web().expect("web").to_string();
     assert_eq!(get(&web, "/metrics", None).map(|r| r.0), Some(401));
     assert_eq!(
         get(&web, "/metrics", Some("Bearer nope")).map(|r| r.0),
@@ -287,7 +262,7 @@ fn defect_8_an_empty_web_token_is_refused_and_bearer_is_accepted_in_any_case() {
 /// Defect 9: values that passed and should not.
 #[test]
 fn defect_9_input_and_config_values_that_passed_and_should_not() {
-    let nb = Netban::new("");
+    let nb = netban("");
     let far = (now_unix() + 10 * 86_400).to_string();
     for args in [
         &["ban", "--time", "99999999999", "192.0.2.1"][..],
@@ -304,7 +279,7 @@ fn defect_9_input_and_config_values_that_passed_and_should_not() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
     }
     assert!(nb.targets().is_empty(), "nothing was recorded");
-    let nb = Netban::new("[daemon]\nresync_interval = 1e300\n");
+    let nb = netban("[daemon]\nresync_interval = 1e300\n");
     let out = nb.expect(3, &["check"]);
     assert!(stderr(&out).contains("resync_interval"), "{}", stderr(&out));
 }
@@ -312,7 +287,7 @@ fn defect_9_input_and_config_values_that_passed_and_should_not() {
 /// Defect 10: a world-writable state dir was accepted and symlinks in it followed.
 #[test]
 fn defect_10_a_state_dir_others_can_write_is_refused_and_symlinks_not_followed() {
-    let nb = Netban::new("");
+    let nb = netban("");
     nb.expect(0, &["ban", "192.0.2.1"]);
     std::fs::set_permissions(nb.state_dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let out = nb.expect(1, &["ban", "192.0.2.2"]);
@@ -341,9 +316,9 @@ fn defect_10_a_state_dir_others_can_write_is_refused_and_symlinks_not_followed()
 fn defect_11_a_held_database_lock_does_not_freeze_the_daemon() {
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("sink.log");
-    let nb = Netban::new(&daemon_config(&exec_sink(&log)));
+    let nb = netban(&daemon_config(&exec_sink(&log)));
     let d = start_daemon(&nb);
-    let web = d.web.clone().unwrap();
+    let web = d.web().unwrap().to_string();
     nb.expect(0, &["ban", "--jail", "sshd", "192.0.2.50"]);
     wait_for("delivered", Duration::from_secs(20), || {
         read(&log).contains("192.0.2.50")
@@ -398,7 +373,7 @@ fn defect_11_a_held_database_lock_does_not_freeze_the_daemon() {
 fn defect_12_a_busy_daemon_makes_the_cli_deliver_inline() {
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("sink.log");
-    let nb = Netban::new(&daemon_config(&exec_sink(&log)));
+    let nb = netban(&daemon_config(&exec_sink(&log)));
     let _d = start_daemon(&nb);
     let socket = nb.state_dir().join("netban.sock");
     let held: Vec<UnixStream> = (0..64)
@@ -463,16 +438,15 @@ fn defect_12_an_answer_about_another_rule_or_garbage_is_not_a_confirmation() {
 /// path.
 #[test]
 fn defect_12_sink_errors_name_their_line_and_a_corrupt_database_its_path() {
-    let nb = Netban::new(
-        "[[sink]]\nname = \"n\"\ntype = \"exec\"\nban = [\"/bin/true\"]\n\ntimout = 3\n",
-    );
+    let nb =
+        netban("[[sink]]\nname = \"n\"\ntype = \"exec\"\nban = [\"/bin/true\"]\n\ntimout = 3\n");
     let out = nb.expect(3, &["check"]);
     assert!(
         stderr(&out).contains("line 7") && stderr(&out).contains("timout"),
         "{}",
         stderr(&out)
     );
-    let nb = Netban::new("");
+    let nb = netban("");
     nb.expect(0, &["ban", "192.0.2.1"]);
     let db = nb.state_dir().join("netban.db");
     for ext in ["-wal", "-shm"] {
@@ -495,7 +469,7 @@ fn defect_2_a_comment_template_cannot_make_one_host_delete_another_hosts_rules()
     let tpl = "comment = \"netban {jail} by {host}\"\n";
     let a = exafs_netban(&exafs.url(), exafs.api_key(), tpl);
     let b = exafs_netban(&exafs.url(), exafs.api_key(), tpl);
-    std::fs::write(&b.config, read(&b.config).replace("web-01", "web-02")).unwrap();
+    b.write_config_text(&b.config_text().replace("web-01", "web-02"));
     a.expect(0, &["ban", "--jail", "sshd", "192.0.2.80"]);
     b.expect(0, &["ban", "--jail", "sshd", "192.0.2.81"]);
     for _ in 0..2 {
@@ -562,13 +536,12 @@ fn defect_3_a_lost_state_keeps_the_hosts_rules_and_adopts_them_when_banned_again
         "the other stays until it expires"
     );
     // A state dir that cannot be created is named.
-    let bad = Netban::new("");
+    let bad = netban("");
     std::fs::write(bad.path("file"), "").unwrap();
-    std::fs::write(
-        &bad.config,
-        format!("state_dir = \"{}/file/state\"\n", bad.dir.path().display()),
-    )
-    .unwrap();
+    bad.write_config_text(&format!(
+        "state_dir = \"{}/file/state\"\n",
+        bad.dir().display()
+    ));
     let out = bad.expect(1, &["sync"]);
     assert!(stderr(&out).contains("file/state"), "{}", stderr(&out));
 }

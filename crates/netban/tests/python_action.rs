@@ -10,120 +10,17 @@
 //!
 //! fail2ban must be installed: run `scripts/test`, which installs it. The test never skips.
 
-mod common;
-
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Netban, exec_sink, read};
+use netban_testsupport::config::{Config, Sink};
+use netban_testsupport::daemon::Daemon;
 use netban_testsupport::fail2ban::{ActionFile, Fail2ban, Jail, Options, dist_dir};
+use netban_testsupport::runner::{Netban, read};
+use netban_testsupport::wait::wait_until;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// A running `netban daemon`; killed when dropped.
-struct Daemon {
-    child: Option<Child>,
-    socket: PathBuf,
-}
-
-impl Daemon {
-    /// Starts the daemon and waits until it answers `ping` on its control socket.
-    fn start(nb: &Netban) -> Daemon {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(nb.path("daemon.out"))
-            .expect("daemon output file");
-        let err = out.try_clone().expect("daemon output file");
-        let child = nb
-            .cmd()
-            .arg("daemon")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("start netban daemon");
-        let daemon = Daemon {
-            child: Some(child),
-            socket: nb.state_dir().join("netban.sock"),
-        };
-        wait_for(
-            WAIT,
-            "the daemon to answer ping",
-            || ping(&daemon.socket),
-            || read(&nb.path("daemon.out")),
-        );
-        daemon
-    }
-
-    /// SIGTERM, then waits for a clean exit.
-    fn stop(mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let status = std::process::Command::new("kill")
-            .args(["-s", "TERM", &child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM the daemon");
-        let deadline = Instant::now() + WAIT;
-        loop {
-            match child.try_wait().expect("wait for the daemon") {
-                Some(s) => {
-                    assert!(s.success(), "netban daemon exited with {s}");
-                    return;
-                }
-                None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-                None => panic!("netban daemon did not stop within {WAIT:?} of SIGTERM"),
-            }
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// True when a daemon answers `{"op":"ping"}` on `socket`.
-fn ping(socket: &Path) -> bool {
-    let Ok(mut conn) = UnixStream::connect(socket) else {
-        return false;
-    };
-    if conn.set_read_timeout(Some(Duration::from_secs(2))).is_err()
-        || conn.write_all(b"{\"op\":\"ping\"}\n").is_err()
-    {
-        return false;
-    }
-    let mut line = String::new();
-    BufReader::new(conn).read_line(&mut line).is_ok() && line.contains("\"ok\":true")
-}
-
-/// Polls `cond` until it holds; panics with `context()` after `timeout`.
-fn wait_for(
-    timeout: Duration,
-    what: &str,
-    mut cond: impl FnMut() -> bool,
-    context: impl Fn() -> String,
-) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        if Instant::now() >= deadline {
-            panic!(
-                "timed out after {timeout:?} waiting for {what}\n{}",
-                context()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+const POLL: Duration = Duration::from_millis(50);
 
 /// The lines of the exec sink's file.
 fn sink_lines(path: &Path) -> Vec<String> {
@@ -163,16 +60,15 @@ fn lease(nb: &Netban, target: &str, jail: &str) -> Option<(i64, Option<i64>)> {
 
 #[test]
 fn python_action_hands_bans_to_the_daemon_and_falls_back_to_the_binary() {
-    // An exec sink appending to sink.log; the web listener off; a debug log file to read
-    // when something fails.
-    let nb = Netban::new("");
-    let sink = nb.path("sink.log");
-    let extra = format!(
-        "[web]\nlisten = \"\"\n[log]\nsyslog = false\nlevel = \"debug\"\nfile = \"{}\"\n{}",
-        nb.path("netban.log").display(),
-        exec_sink(&sink)
+    // An exec sink appending to sink.log; the web listener on a port the kernel picks; a
+    // debug log file to read when something fails.
+    let nb = Netban::new(
+        env!("CARGO_BIN_EXE_netban"),
+        &Config::new()
+            .log_file("netban.log", Some("debug"))
+            .sink(Sink::exec_to_file("sink.log")),
     );
-    std::fs::write(&nb.config, read(&nb.config) + &extra).expect("write config");
+    let sink = nb.path("sink.log");
 
     let mut daemon = Daemon::start(&nb);
 
@@ -180,7 +76,7 @@ fn python_action_hands_bans_to_the_daemon_and_falls_back_to_the_binary() {
     let action = format!(
         "netban.py[netban=\"{}\", config=\"{}\"]",
         env!("CARGO_BIN_EXE_netban"),
-        nb.config.display()
+        nb.config().display()
     );
     let script = ActionFile::from_path(dist_dir().join("fail2ban/action.d/netban.py"))
         .expect("dist/fail2ban/action.d/netban.py");
@@ -195,11 +91,12 @@ fn python_action_hands_bans_to_the_daemon_and_falls_back_to_the_binary() {
     //    delivers it to the exec sink.
     f2b.log_failures("192.0.2.10", 3);
     let event = f2b.wait_action(0, "ban", "sshd", "192.0.2.10", WAIT);
-    wait_for(
-        WAIT,
+    wait_until(
         "the ban in the exec sink",
-        || sink_lines(&sink).contains(&"ban sshd 600 192.0.2.10".to_string()),
+        WAIT,
+        POLL,
         || diag(&f2b),
+        || (sink_lines(&sink).contains(&"ban sshd 600 192.0.2.10".to_string())).then_some(()),
     );
     assert!(
         action_log(&f2b)
@@ -220,11 +117,12 @@ fn python_action_hands_bans_to_the_daemon_and_falls_back_to_the_binary() {
 
     // 2. unbanip: the unban reaches the sink.
     f2b.unban("sshd", "192.0.2.10");
-    wait_for(
-        WAIT,
+    wait_until(
         "the unban in the exec sink",
-        || sink_lines(&sink).contains(&"unban 192.0.2.10".to_string()),
+        WAIT,
+        POLL,
         || diag(&f2b),
+        || (sink_lines(&sink).contains(&"unban 192.0.2.10".to_string())).then_some(()),
     );
     assert!(lease(&nb, "192.0.2.10/32", "sshd").is_none());
 
@@ -234,11 +132,12 @@ fn python_action_hands_bans_to_the_daemon_and_falls_back_to_the_binary() {
     f2b.ban("sshd", "127.0.0.1");
     f2b.wait_action(mark, "ban", "sshd", "2001:db8::7", WAIT);
     f2b.wait_action(mark, "ban", "sshd", "127.0.0.1", WAIT);
-    wait_for(
-        WAIT,
+    wait_until(
         "the IPv6 ban in the exec sink",
-        || sink_lines(&sink).contains(&"ban sshd 600 2001:db8::7".to_string()),
+        WAIT,
+        POLL,
         || diag(&f2b),
+        || (sink_lines(&sink).contains(&"ban sshd 600 2001:db8::7".to_string())).then_some(()),
     );
     assert!(
         action_log(&f2b)
@@ -297,7 +196,9 @@ fn python_action_hands_bans_to_the_daemon_and_falls_back_to_the_binary() {
 
     // 5. The daemon restarts behind the action's back: the kept connection is dead, the
     //    action reconnects once and the ban still goes through the daemon.
-    daemon.stop();
+    daemon
+        .stop(WAIT)
+        .expect("netban daemon stops cleanly on SIGTERM");
     daemon = Daemon::start(&nb);
     let mark = f2b.events().len();
     f2b.ban("sshd", "198.51.100.7");
@@ -309,16 +210,19 @@ fn python_action_hands_bans_to_the_daemon_and_falls_back_to_the_binary() {
         "not recorded through the daemon\n{}",
         diag(&f2b)
     );
-    wait_for(
-        WAIT,
+    wait_until(
         "the ban in the exec sink",
-        || sink_lines(&sink).contains(&"ban sshd 600 198.51.100.7".to_string()),
+        WAIT,
+        POLL,
         || diag(&f2b),
+        || (sink_lines(&sink).contains(&"ban sshd 600 198.51.100.7".to_string())).then_some(()),
     );
 
     // 6. Daemon stopped: the action falls back to the binary, which records the ban and
     //    delivers it inline; the unban takes the same way.
-    daemon.stop();
+    daemon
+        .stop(WAIT)
+        .expect("netban daemon stops cleanly on SIGTERM");
     let mark = f2b.events().len();
     f2b.ban("sshd", "203.0.113.9");
     f2b.wait_action(mark, "ban", "sshd", "203.0.113.9", WAIT);

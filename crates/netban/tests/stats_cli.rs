@@ -1,9 +1,8 @@
 //! `netban stats` end to end: bans through the CLI, counted from the outbox with countries and
 //! ASNs from the MaxMind test databases, exactly as DESIGN.md's counting rule says.
 
-mod common;
-
-use common::Netban;
+use netban_testsupport::config::Config;
+use netban_testsupport::runner::Netban;
 
 fn geoip(file: &str) -> String {
     format!(
@@ -13,11 +12,15 @@ fn geoip(file: &str) -> String {
 }
 
 fn netban() -> Netban {
-    Netban::new(&format!(
+    with(&format!(
         "host_id = \"web-01\"\n[guard]\nprotect_own_addresses = false\n[stats]\ncountry_db = {:?}\nasn_db = {:?}\n",
         geoip("GeoLite2-Country-Test.mmdb"),
         geoip("GeoLite2-ASN-Test.mmdb")
     ))
+}
+
+fn with(extra: &str) -> Netban {
+    Netban::new(env!("CARGO_BIN_EXE_netban"), &Config::new().raw(extra))
 }
 
 fn stats(nb: &Netban, days: &str) -> serde_json::Value {
@@ -69,7 +72,7 @@ fn stats_count_each_ban_once_by_country_jail_and_asn() {
 
 #[test]
 fn stats_without_a_stats_section_say_how_to_turn_them_on() {
-    let nb = Netban::new("");
+    let nb = with("");
     let out = nb.expect(3, &["stats"]);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("add a [stats] section"),
