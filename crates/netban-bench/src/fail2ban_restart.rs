@@ -21,7 +21,7 @@ pub fn f2b_options(action: &str) -> Result<Options> {
         .bantime(BANTIME)
         .action_file(ActionFile::netban_dist()?)
         .action_file(ActionFile::from_path(
-            dist_dir().join("fail2ban/action.d/netban.py"),
+            dist_dir().join("fail2ban/action.d/netban-socket.py"),
         )?)
         .jail(Jail::new(JAIL, action)))
 }

@@ -18,7 +18,7 @@
 //!   ExaFS's own ceiling, sequential and with 8 clients (netban's default concurrency).
 //! - `burst-cli`: `--bans` distinct bans as sequential `netban ban` processes (the arguments
 //!   of `netban.conf`), daemon up: time until ExaFS holds all, requests/s, daemon VmHWM.
-//! - `burst-socket`: the same through the daemon's control socket (what `netban.py` sends).
+//! - `burst-socket`: the same through the daemon's control socket (what `netban-socket.py` sends).
 //! - `restore`: fail2ban (Debian) restarts with N restored bans (each size of `--restore`),
 //!   for: the probe alone (fail2ban's own floor), the command action without and with the
 //!   daemon, the Python action with the daemon. Total time from server start until the last

@@ -1,7 +1,7 @@
 //! A client of the daemon's control socket, speaking what `crates/netban/src/protocol.rs`
 //! defines: one JSON object per line each way (`{"op":"ping"}` in, `{"ok":true}` out).
 //!
-//! [`Control`] behaves like the Python fail2ban action (`dist/fail2ban/action.d/netban.py`):
+//! [`Control`] behaves like the Python fail2ban action (`dist/fail2ban/action.d/netban-socket.py`):
 //! it keeps one connection and, when a request fails on a reused connection (the daemon
 //! restarted or closed it), sends it once more on a new one, counting the reconnects. It is
 //! written apart from netban's own client on purpose: a test of the protocol should not

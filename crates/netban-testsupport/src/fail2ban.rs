@@ -66,7 +66,7 @@ pub fn dist_dir() -> PathBuf {
 /// (`NAME.py`).
 #[derive(Debug, Clone)]
 pub struct ActionFile {
-    /// The file name inside `action.d`, e.g. `netban.conf` or `netban.py`.
+    /// The file name inside `action.d`, e.g. `netban.conf` or `netban-socket.py`.
     pub file_name: String,
     pub content: String,
 }
@@ -113,7 +113,7 @@ pub struct Jail {
 }
 
 impl Jail {
-    /// A jail whose action is given as a raw string (any action file, e.g. `netban.py[...]`).
+    /// A jail whose action is given as a raw string (any action file, e.g. `netban-socket.py[...]`).
     pub fn new(name: impl Into<String>, action: impl Into<String>) -> Jail {
         let name = name.into();
         let logfile = format!("{name}.log");

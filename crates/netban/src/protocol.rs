@@ -1,6 +1,6 @@
 //! The control socket's protocol: one JSON object per line each way, shared by the CLI (which
 //! pokes the daemon after it wrote a lease) and the daemon; the Python fail2ban action speaks
-//! it too (`dist/fail2ban/action.d/netban.py`).
+//! it too (`dist/fail2ban/action.d/netban-socket.py`).
 //!
 //! Every request gets one answer line. A poke's answer is what tells the CLI the daemon took
 //! the work: no answer (a daemon at its connection cap says `busy`) and the CLI delivers

@@ -1,4 +1,4 @@
-//! The Python fail2ban action (`dist/fail2ban/action.d/netban.py`) end to end: a real
+//! The Python fail2ban action (`dist/fail2ban/action.d/netban-socket.py`) end to end: a real
 //! fail2ban (Debian) loads it, a real `netban daemon` receives its bans on the control socket
 //! and delivers them to an `exec` sink that appends to a file.
 //!
@@ -74,12 +74,12 @@ fn python_action_hands_bans_to_the_daemon_and_falls_back_to_the_binary() {
 
     // The action finds the socket through the config (state_dir/netban.sock).
     let action = format!(
-        "netban.py[netban=\"{}\", config=\"{}\"]",
+        "netban-socket.py[netban=\"{}\", config=\"{}\"]",
         env!("CARGO_BIN_EXE_netban"),
         nb.config().display()
     );
-    let script = ActionFile::from_path(dist_dir().join("fail2ban/action.d/netban.py"))
-        .expect("dist/fail2ban/action.d/netban.py");
+    let script = ActionFile::from_path(dist_dir().join("fail2ban/action.d/netban-socket.py"))
+        .expect("dist/fail2ban/action.d/netban-socket.py");
     let opts = Options::new()
         .loglevel("DEBUG")
         .action_file(script)
@@ -183,7 +183,7 @@ fn python_action_hands_bans_to_the_daemon_and_falls_back_to_the_binary() {
     assert!(
         actions
             .lines()
-            .any(|l| l.split([',', ' ']).any(|a| a == "netban")),
+            .any(|l| l.split([',', ' ']).any(|a| a == "netban-socket")),
         "reload dropped the action: {actions}\n{}",
         diag(&f2b)
     );

@@ -1,4 +1,4 @@
-//! `burst-socket`: the same bans through the daemon's control socket (what `netban.py`
+//! `burst-socket`: the same bans through the daemon's control socket (what `netban-socket.py`
 //! sends), on a kept connection.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +14,7 @@ use crate::exa::{Exa, active_in_exafs, watch_posts};
 use crate::measure::now_unix;
 
 impl Bench {
-    /// `--bans` bans over the control socket, as `netban.py` sends them, daemon up, on a
+    /// `--bans` bans over the control socket, as `netban-socket.py` sends them, daemon up, on a
     /// fresh ExaFS.
     pub fn burst_socket(&mut self) -> Result<()> {
         let n = self.args.bans;
@@ -68,14 +68,14 @@ impl Bench {
         d.stop()?;
         let extra = if reconnects > 0 {
             format!(
-                "; the daemon closed the kept connection {reconnects}× (reconnected as netban.py does)"
+                "; the daemon closed the kept connection {reconnects}× (reconnected as netban-socket.py does)"
             )
         } else {
             String::new()
         };
         self.burst_rows(
             "burst-socket",
-            "control-socket requests (netban.py's path)",
+            "control-socket requests (netban-socket.py's path)",
             n,
             &walls,
             None,

@@ -20,7 +20,7 @@ impl Bench {
         let bin = self.args.netban.display().to_string();
         let cfg = nb.config().display().to_string();
         let cmd_action = format!("netban[netban=\"{bin}\", config=\"{cfg}\"]");
-        let py_action = format!("netban.py[netban=\"{bin}\", config=\"{cfg}\"]");
+        let py_action = format!("netban-socket.py[netban=\"{bin}\", config=\"{cfg}\"]");
         x.proxy.set_mode(Mode::Pass);
         self.log
             .say("restore: starting fail2ban (harness) to create its database");
@@ -46,7 +46,11 @@ impl Bench {
                     false,
                 ),
                 ("command action (netban.conf), daemon up", &cmd_action, true),
-                ("Python action (netban.py), daemon up", &py_action, true),
+                (
+                    "Python action (netban-socket.py), daemon up",
+                    &py_action,
+                    true,
+                ),
             ];
             let mut daemon: Option<BenchDaemon> = None;
             for (label, action, with_daemon) in variants {

@@ -76,16 +76,20 @@ pub fn repair(
             None => {
                 let expired = rec.expires.is_some_and(|e| e <= now);
                 if !(self_expiring && expired) {
+                    let wanted = desired.contains_key(&rec.target);
                     tracing::warn!(
                         "{sink}: {} vanished from the sink (removed behind netban's back?); {}",
                         rec.target,
-                        if desired.contains_key(&rec.target) {
+                        if wanted {
                             "adding it again"
                         } else {
                             "forgetting it"
                         }
                     );
-                    out.repaired += 1;
+                    // Put back, it counts once, as an add (issue 7: it was counted twice).
+                    if !wanted {
+                        out.repaired += 1;
+                    }
                 }
                 out.forget.push(rec.target);
             }

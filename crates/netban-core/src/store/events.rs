@@ -157,23 +157,59 @@ impl Store {
     /// Jails whose bans were unbanned in a burst and then restored: what fail2ban does at a
     /// stop when the jail's netban action has no `actionflush` (issue 7: a `reload` onto
     /// the Python action left the command action without it, and every stop removed every
-    /// network ban). `(jail, when, unbanned, restored within 10 minutes)`, since `since`.
+    /// network ban). `(jail, when, unbanned, restored within 10 minutes)`, since `since`:
+    /// at least 20 unbans of one jail within 30 seconds.
     pub fn mass_unbans(&self, since: i64) -> Result<Vec<(String, i64, i64, i64)>, StoreError> {
-        self.read(|c| {
+        const BURST: usize = 20;
+        const WINDOW: i64 = 30;
+        let unbans: Vec<(String, i64)> = self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT u.jail, u.w * 10, u.n,
-                        (SELECT count(*) FROM events r WHERE r.jail = u.jail AND r.cause = 'restore'
-                           AND r.at BETWEEN u.w * 10 AND u.w * 10 + 600)
-                 FROM (SELECT jail, at / 10 AS w, count(*) AS n FROM events
-                        WHERE cause = 'unban' AND origin = 'local' AND at >= ?1
-                        GROUP BY jail, w HAVING count(*) >= 20) u
-                 ORDER BY u.w DESC",
+                "SELECT jail, at FROM events WHERE cause = 'unban' AND origin = 'local' AND at >= ?1
+                 ORDER BY jail, at LIMIT 200000",
             )?;
-            let rows = st.query_map(params![since], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?;
+            let rows = st.query_map(params![since], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
-        })
+        })?;
+        let mut found = Vec::new();
+        let mut i = 0;
+        while i < unbans.len() {
+            let jail = &unbans[i].0;
+            let end = unbans[i..]
+                .iter()
+                .position(|(j, _)| j != jail)
+                .map_or(unbans.len(), |p| i + p);
+            let times: Vec<i64> = unbans[i..end].iter().map(|(_, t)| *t).collect();
+            let mut start = 0;
+            let mut k = 0;
+            while k < times.len() {
+                while times[k] - times[start] > WINDOW {
+                    start += 1;
+                }
+                if k + 1 - start >= BURST {
+                    // Take the whole burst, then look past it.
+                    let mut last = k;
+                    while last + 1 < times.len() && times[last + 1] - times[start] <= WINDOW {
+                        last += 1;
+                    }
+                    let at = times[start];
+                    let restored: i64 = self.read(|c| {
+                        c.query_row(
+                            "SELECT count(*) FROM events WHERE jail = ?1 AND cause = 'restore' AND at BETWEEN ?2 AND ?3",
+                            params![jail, at, at + 600],
+                            |r| r.get(0),
+                        )
+                    })?;
+                    found.push((jail.clone(), at, (last + 1 - start) as i64, restored));
+                    k = last + 1;
+                    start = k;
+                    continue;
+                }
+                k += 1;
+            }
+            i = end;
+        }
+        found.sort_by_key(|f| std::cmp::Reverse(f.1));
+        Ok(found)
     }
 
     /// Deletes events every consumer in `consumers` has read and that are older than

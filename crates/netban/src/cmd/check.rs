@@ -39,6 +39,13 @@ pub fn run(ctx: &mut Context) -> CliResult {
         store.path().display(),
         store.lease_count()?
     ));
+    let now = netban_core::clock::now();
+    for (jail, at, n, _) in store.mass_unbans(now - 7 * 86_400)? {
+        lines.push(format!(
+            "fail2ban: WARNING: jail {jail}: {n} bans were unbanned within seconds at {}: the jail's netban action had no actionflush at a stop (after a `reload` that switched actions?); restart fail2ban, never reload, after changing its netban action",
+            netban_core::clock::format_utc(at)
+        ));
+    }
     let web = &ctx.config.web;
     if !web.listen.is_empty()
         && !is_loopback(&web.listen)

@@ -5,15 +5,15 @@
 # (action.d/*.conf), Python actions do not wait on fail2ban's global action lock, so a slow
 # moment in one jail never stalls the others.
 #
-# Install: copy this file to /etc/fail2ban/action.d/netban.py, run `netban daemon` (see
+# Install: copy this file to /etc/fail2ban/action.d/netban-socket.py, run `netban daemon` (see
 # dist/systemd/netban.service), and add the action to your jails in jail.local:
 #
 #     [sshd]
 #     enabled = true
 #     action  = %(action_)s
-#               netban.py[config=/etc/netban/netban.toml]
+#               netban-socket.py[config=/etc/netban/netban.toml]
 #
-# Options (all optional, given as `netban.py[key=value, ...]`):
+# Options (all optional, given as `netban-socket.py[key=value, ...]`):
 #
 #   config            netban's config file. Default: $NETBAN_CONFIG, else
 #                     /etc/netban/netban.toml when it exists (as the netban binary does).
@@ -23,9 +23,12 @@
 #   netban            the netban binary for the fallback. Default: /usr/local/bin/netban.
 #   timeout           seconds to wait for the daemon's answer. Default: 2.
 #   fallback_timeout  seconds the fallback `netban` process may run. Default: 30.
+#   port              the jail's port setting ("%(port)s"), kept with each ban for the
+#                     statistics.
 #
-# If the jail also uses the command action (netban.conf), give one of them another name:
-# `netban.py[actname=netban-py, ...]`.
+# Its name (netban-socket) differs from the command action's (netban) on purpose: use one of
+# them per jail, and switch between them with `systemctl restart fail2ban`, never
+# `fail2ban-client reload` (a reload drops the action it adds: fail2ban #3860).
 #
 # Semantics are those of the command action (netban.conf):
 #
@@ -107,7 +110,7 @@ class NetbanAction(ActionBase):
     # -- configuration ------------------------------------------------------------------
 
     def _configure(self, opts):
-        """Applies the options of `netban.py[...]` (strings, as jail.conf gives them)."""
+        """Applies the options of `netban-socket.py[...]` (strings, as jail.conf gives them)."""
         for key in sorted(set(opts) - set(KNOWN_OPTIONS)):
             self._logSys.warning("[%s] netban: unknown option %r ignored (known: %s)",
                                  self._jail.name, key, ", ".join(KNOWN_OPTIONS))
