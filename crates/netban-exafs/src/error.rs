@@ -203,6 +203,14 @@ impl ApiError {
     }
 }
 
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
 /// The operator's reading of an error status from ExaFS.
 fn explain(
     call: &str,

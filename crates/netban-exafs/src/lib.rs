@@ -12,7 +12,8 @@
 //! - [`sink`]: the [`netban_core::Sink`] implementation; [`rules`]: the rule operations;
 //!   [`expiry`]: expiry rounding.
 //! - [`comment`]: the comment stored with a rule, and who made a rule, read from it.
-//! - [`client`]: HTTP, the token (memory, cache file, `GET /auth`), deadlines and retries.
+//! - [`client`]: HTTP, the token (memory, cache file, `GET /auth`), deadlines and retries;
+//!   `reply`: an answer, read with a size cap.
 //! - [`token`]: the JWT's expiry and the per-sink token cache file.
 //! - [`api`]: the JSON ExaFS sends and expects.
 //! - [`error`]: typed errors and the operator-facing text for each ExaFS refusal.
@@ -27,6 +28,7 @@ pub mod config;
 pub mod error;
 pub mod expiry;
 pub mod listing_cache;
+mod reply;
 mod rules;
 pub mod sink;
 pub mod token;

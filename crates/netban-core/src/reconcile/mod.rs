@@ -14,7 +14,9 @@
 //! daemon's runtime stays responsive while another process holds the database.
 
 mod apply;
+mod pass;
 pub mod plan;
+mod record;
 pub mod repair;
 pub mod report;
 
@@ -30,6 +32,7 @@ use crate::lock::SinkLock;
 use crate::sink::{Retry, Sink};
 use crate::store::{SinkRecord, Store, StoreError};
 use crate::target::Target;
+pub use pass::{LeaseEdit, PassOptions, Scope};
 use plan::{Desired, Plan, PlanOptions, desired_set, plan_sink};
 pub use repair::Ownership;
 pub use report::{PassReport, SinkReport};
@@ -44,69 +47,6 @@ pub trait Observer: Send + Sync {
 
 struct NoObserver;
 impl Observer for NoObserver {}
-
-/// Which targets a pass looks at.
-#[derive(Debug, Clone)]
-pub enum Scope {
-    All,
-    Targets(Vec<Target>),
-}
-
-impl Scope {
-    fn targets(&self) -> Option<&[Target]> {
-        match self {
-            Scope::All => None,
-            Scope::Targets(ts) => Some(ts),
-        }
-    }
-}
-
-/// How a pass runs.
-#[derive(Debug, Clone, Copy)]
-pub struct PassOptions {
-    /// No new batch starts after this; a running one is cut off shortly after.
-    pub deadline: Instant,
-    /// Ignore retry times (`netban sync`).
-    pub force: bool,
-    /// List what each sink holds and repair drift (Scope::All only).
-    pub repair: bool,
-    /// Plan and report what would be sent; change nothing.
-    pub dry_run: bool,
-}
-
-/// A change to the leases that a preview pretends was made (`--dry-run ban/unban`).
-#[derive(Debug, Clone)]
-pub enum LeaseEdit {
-    Add(Lease),
-    /// Ends the leases of `target` of `jail` (every jail when `None`) from `origin`.
-    End {
-        target: Target,
-        jail: Option<String>,
-        origin: crate::lease::Origin,
-    },
-}
-
-impl LeaseEdit {
-    fn apply(&self, leases: &mut Vec<Lease>) {
-        match self {
-            LeaseEdit::Add(l) => {
-                leases.retain(|x| {
-                    !(x.target == l.target && x.jail == l.jail && x.origin == l.origin)
-                });
-                leases.push(l.clone());
-            }
-            LeaseEdit::End {
-                target,
-                jail,
-                origin,
-            } => leases.retain(|x| {
-                !(x.target == *target
-                    && jail.as_ref().is_none_or(|j| *j == x.jail)
-                    && x.origin == *origin)
-            }),
-        }
-    }
-}
 
 /// One sink's desired set, records and plan, as [`Engine::plans`] computed them.
 #[derive(Debug, Clone)]
