@@ -24,6 +24,7 @@ pub struct Comments {
     places_mark: bool,
     host: String,
     mark: Mark,
+    adopt: Vec<Pattern>,
 }
 
 impl Comments {
@@ -34,7 +35,15 @@ impl Comments {
             places_mark,
             host: host.to_string(),
             mark,
+            adopt: Vec::new(),
         }
+    }
+
+    /// Rules without a mark whose comment matches one of `patterns` count as this host's
+    /// (`adopt_comments`).
+    pub fn adopting(mut self, patterns: Vec<Pattern>) -> Comments {
+        self.adopt = patterns;
+        self
     }
 
     /// The comment sent for a rule made for `target` and `lease`.
@@ -52,11 +61,63 @@ impl Comments {
 
     /// Who made a rule whose stored comment is `comment`.
     pub fn owner(&self, comment: Option<&str>) -> Owner {
-        self.mark.owner(comment)
+        match (self.mark.owner(comment), comment) {
+            (Owner::Foreign, Some(c)) if self.adopt.iter().any(|p| p.matches(c)) => {
+                Owner::Host(self.mark.host().to_string())
+            }
+            (owner, _) => owner,
+        }
     }
 
     pub fn mark(&self) -> &Mark {
         &self.mark
+    }
+}
+
+/// An `adopt_comments` pattern: literal text with `*` for any run of characters, matched
+/// against the whole comment as ExaFS stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    parts: Vec<String>,
+}
+
+impl Pattern {
+    pub fn parse(p: &str) -> Result<Pattern, String> {
+        if p.len() > 256 {
+            return Err(format!("{:?}... is longer than 256 bytes", &p[..32]));
+        }
+        let parts: Vec<String> = p.split('*').map(exafs_text).collect();
+        if parts.iter().all(String::is_empty) {
+            return Err(format!(
+                "{p:?} matches every comment, operators' rules too; give the old tool's text, e.g. \"fail2ban *\""
+            ));
+        }
+        if p.starts_with(netban_core::owner::MARK_PREFIX) {
+            return Err(format!(
+                "{p:?} is netban's own mark; netban recognises it by itself"
+            ));
+        }
+        Ok(Pattern { parts })
+    }
+
+    pub fn matches(&self, text: &str) -> bool {
+        let (first, rest) = match self.parts.split_first() {
+            Some(x) => x,
+            None => return text.is_empty(),
+        };
+        let Some(mut left) = text.strip_prefix(first.as_str()) else {
+            return false;
+        };
+        let Some((last, middle)) = rest.split_last() else {
+            return left.is_empty();
+        };
+        for part in middle {
+            match left.find(part.as_str()) {
+                Some(i) => left = &left[i + part.len()..],
+                None => return false,
+            }
+        }
+        left.ends_with(last.as_str())
     }
 }
 
@@ -108,6 +169,36 @@ mod tests {
         assert_eq!(
             c.render(&t, &lease()),
             "f2b sshd [netban:web-01:3f9a2c1d7e4b]"
+        );
+    }
+
+    #[test]
+    fn adopt_patterns_match_whole_comments() {
+        let p = Pattern::parse("fail2ban *").unwrap();
+        assert!(p.matches("fail2ban sshd 192.0.2.1"));
+        assert!(!p.matches("by hand: fail2ban sshd"));
+        let p = Pattern::parse("f2b * from \"web\"").unwrap();
+        assert!(p.matches("f2b sshd from &quot;web&quot;"));
+        assert!(!p.matches("f2b sshd from &quot;web&quot; (kept)"));
+        let p = Pattern::parse("exact").unwrap();
+        assert!(p.matches("exact") && !p.matches("exactly"));
+        let p = Pattern::parse("a*b*c").unwrap();
+        assert!(p.matches("abc") && p.matches("a-b-b-c") && !p.matches("acb"));
+        assert!(Pattern::parse("*").is_err() && Pattern::parse("**").is_err());
+        assert!(Pattern::parse("netban:web-01:*").is_err());
+    }
+
+    #[test]
+    fn adopted_comments_count_as_this_hosts_and_marks_still_win() {
+        let mark = Mark::new("web-01", "3f9a2c1d7e4b");
+        let c = Comments::new(Template::parse("{jail}").unwrap(), "web-01", mark)
+            .adopting(vec![Pattern::parse("fail2ban *").unwrap()]);
+        assert_eq!(c.owner(Some("fail2ban sshd")), Owner::Host("web-01".into()));
+        assert_eq!(c.owner(Some("by hand")), Owner::Foreign);
+        assert_eq!(c.owner(None), Owner::Foreign);
+        assert_eq!(
+            c.owner(Some("fail2ban netban:web-02:aaaaaaaaaaaa")),
+            Owner::Host("web-02".into())
         );
     }
 }

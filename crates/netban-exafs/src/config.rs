@@ -44,6 +44,12 @@ pub struct ExafsConfig {
     /// PEM file with extra CA certificates for a private CA.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Comments of rules another tool made on this host's behalf (the old `exafs_action.py`),
+    /// `*` matching any text: such a rule is treated like one made by an earlier netban state
+    /// of this host — adopted when fail2ban bans its address (then extended, and deleted at
+    /// the last unban), kept and listed otherwise, never deleted unbanned.
+    #[serde(default)]
+    pub adopt_comments: Vec<String>,
 }
 
 fn default_comment() -> String {
@@ -83,6 +89,9 @@ impl DriverConfig for ExafsConfig {
             ));
         }
         seconds("timeout", self.timeout, 0.01, 300.0)?;
+        for p in &self.adopt_comments {
+            crate::comment::Pattern::parse(p).map_err(|e| format!("adopt_comments: {e}"))?;
+        }
         if !(1..=256).contains(&self.concurrency) {
             return Err(format!(
                 "concurrency = {} must be 1 to 256",

@@ -80,7 +80,13 @@ impl ExafsSink {
         Ok(ExafsSink {
             name: name.to_string(),
             community: config.community,
-            comments: Comments::new(template, &env.host_id, env.mark.clone()),
+            comments: Comments::new(template, &env.host_id, env.mark.clone()).adopting(
+                config
+                    .adopt_comments
+                    .iter()
+                    .filter_map(|p| crate::comment::Pattern::parse(p).ok())
+                    .collect(),
+            ),
             permanent_expiry: config.permanent_expiry,
             concurrency: config.concurrency.max(1),
             client,

@@ -82,6 +82,37 @@ pub enum Command {
         after_help = "Examples:\n  netban generate man > netban.1\n  netban generate man --out-dir /usr/share/man/man1   (netban.1 and one page per subcommand)\n  netban generate bash > /etc/bash_completion.d/netban"
     )]
     Generate(GenerateArgs),
+    /// Move from another tool to netban: its config, and the rules it made.
+    #[command(
+        after_help = "Examples:\n  netban migrate exafs-action --from /etc/fail2ban/exafs.cfg\n  netban --config /etc/netban/netban.toml migrate exafs-action --from /etc/fail2ban/exafs.cfg --write\n  netban migrate exafs-action --from /etc/fail2ban/exafs.cfg --rules /var/lib/fail2ban/exafs/rules.json --dry-run"
+    )]
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(subcommand)]
+    pub what: MigrateWhat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateWhat {
+    /// From exafs_action.py: its exafs.cfg becomes netban's config; with --rules, the RTBH
+    /// rules it made become netban's (extended, and deleted at the last unban).
+    ExafsAction(ExafsActionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExafsActionArgs {
+    /// The old script's config (INI, section [exafs]: url, api_key, community, whitelist_file).
+    #[arg(long, value_name = "OLD.cfg")]
+    pub from: PathBuf,
+    /// The old script's rules.json (address -> rule id): adopt those rules into netban's state.
+    #[arg(long, value_name = "rules.json")]
+    pub rules: Option<PathBuf>,
+    /// Write the new config (and its key file) when it does not exist yet; never over a file.
+    #[arg(long)]
+    pub write: bool,
 }
 
 #[derive(Debug, Args)]

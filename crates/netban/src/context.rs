@@ -56,7 +56,13 @@ pub struct Context {
 impl Context {
     /// Loads the config and its sinks, and sets up logging.
     pub fn load(cli: &Cli) -> CliResult<Context> {
-        let (config, source) = load_config(cli.config.as_deref())?;
+        Context::load_file(cli, cli.config.as_deref())
+    }
+
+    /// Like [`Context::load`], with the config file given apart from the command line
+    /// (`migrate` writes it first).
+    pub fn load_file(cli: &Cli, file: Option<&Path>) -> CliResult<Context> {
+        let (config, source) = load_config(file)?;
         let sinks = crate::sinks::define(&config).map_err(|e| CliError::Config(e.to_string()))?;
         logging::init(&config.log, cli.verbose);
         if config.has_inline_secret(&sinks)

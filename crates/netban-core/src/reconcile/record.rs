@@ -89,6 +89,9 @@ impl Pass<'_> {
                         Owner::Host(h) if *h == policy.host_id || policy.removable.contains(h) => {
                             rec.adopted = true;
                         }
+                        // The very entry adopted by id (`netban migrate`): still ours to remove.
+                        _ if *adopted && remote_id.is_some() && applied.remote_id == *remote_id => {
+                        }
                         other => {
                             if rec.foreign_owner.is_none() {
                                 tracing::warn!(

@@ -100,12 +100,29 @@ pub fn repair(
                     .find(|h| h.remote_id.is_some() && h.remote_id == rec.remote_id)
                     .or_else(|| entries.first())
                     .copied();
+                // An entry recorded as someone else's that now reads as this host's (an
+                // `adopt_comments` pattern added since): adopted from now on.
+                let now_ours = main.is_some_and(|h| {
+                    rec.foreign_owner.is_some()
+                        && matches!(&h.owner, Owner::Host(id)
+                            if *id == policy.host_id || policy.removable.contains(id))
+                });
                 if let Some(h) = main
-                    && (h.expires != rec.expires
+                    && (now_ours
+                        || h.expires != rec.expires
                         || h.not_enforced != rec.not_enforced
                         || (h.remote_id.is_some() && h.remote_id != rec.remote_id))
                 {
                     let mut r = rec.clone();
+                    if now_ours {
+                        tracing::info!(
+                            "{sink}: {} on the sink is now this host's ({}): adopted",
+                            rec.target,
+                            h.owner.describe()
+                        );
+                        r.foreign_owner = None;
+                        r.adopted = true;
+                    }
                     r.expires = h.expires;
                     r.not_enforced = h.not_enforced.clone();
                     if h.remote_id.is_some() {

@@ -6,6 +6,7 @@ mod explain;
 mod flush;
 mod generate;
 mod list;
+mod migrate;
 mod stats;
 mod status;
 mod sync;
@@ -30,6 +31,10 @@ pub fn run(cli: Cli) -> CliResult {
     if let Command::Generate(a) = &cli.command {
         return generate::run(a);
     }
+    if let Command::Migrate(a) = &cli.command {
+        // The new config may not exist yet: migrate loads it itself once it does.
+        return migrate::run(&cli, a);
+    }
     let mut ctx = Context::load(&cli)?;
     match cli.command {
         Command::Ban(_) => match pre {
@@ -45,7 +50,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Explain(a) => explain::run(&mut ctx, a),
         Command::Stats(a) => stats::run(&mut ctx, a),
         Command::Daemon => crate::daemon::run(&mut ctx),
-        Command::Generate(_) => Ok(()),
+        Command::Generate(_) | Command::Migrate(_) => Ok(()),
     }
 }
 
