@@ -8,8 +8,10 @@
 //! Before reading, and every [`CHECK_EVERY`] while idle, it checks that nothing was lost:
 //! - the stream's epoch is the one its cursor belongs to (else Redis lost its data, or this
 //!   host is new);
-//! - its cursor is not below `max-deleted-entry-id` of `XINFO STREAM` (else entries it never
-//!   read were trimmed).
+//! - its cursor is not below the stream's first entry (`XINFO STREAM`; else entries it never
+//!   read may have been trimmed: redis 7.0 does not move `max-deleted-entry-id` when it
+//!   trims, only on `XDEL`, which is checked too). A host idle for longer than the retention
+//!   resyncs needlessly once; that is the price of never missing a trimmed entry.
 //!
 //! Either way it reloads the snapshot of every trusted peer, taken in one `MULTI` with the
 //! stream's newest entry id, makes its leases from each peer exactly that peer's snapshot,
@@ -213,16 +215,26 @@ impl Receiver {
             Err(e) if e.to_string().contains("no such key") => return Ok(false),
             Err(e) => return Err(BusError::redis("XINFO STREAM")(e)),
         };
-        let deleted = reply::info_field(&info, "max-deleted-entry-id");
-        Ok(
-            match (
-                deleted.as_deref().and_then(super::parse_id),
-                super::parse_id(cursor),
-            ) {
-                (Some(d), Some(c)) => c < d,
-                _ => false,
-            },
-        )
+        // redis 7.0 moves max-deleted-entry-id on XDEL only, not when XADD MINID / XTRIM
+        // trims: a trimmed entry shows as a first entry above the cursor. Nothing was ever
+        // removed when every entry added is still there.
+        let field = |f: &str| reply::info_field(&info, f);
+        let num = |f: &str| field(f).and_then(|v| v.parse::<u64>().ok());
+        if let (Some(len), Some(added)) = (num("length"), num("entries-added"))
+            && len == added
+        {
+            return Ok(false);
+        }
+        let Some(c) = super::parse_id(cursor) else {
+            return Ok(true);
+        };
+        let below = |f: &str| {
+            field(f)
+                .as_deref()
+                .and_then(super::parse_id)
+                .is_some_and(|id| c < id)
+        };
+        Ok(below("recorded-first-entry-id") || below("max-deleted-entry-id"))
     }
 
     /// Loads the snapshots of `only` (default: every trusted peer) with the stream position
