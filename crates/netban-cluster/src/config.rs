@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use netban_core::config::{ConfigError, Section, Secret, valid_name};
+use netban_core::config::{ConfigError, Secret, Section, valid_name};
 use netban_core::lease::validate_jail;
 use serde::Deserialize;
 
@@ -297,7 +297,10 @@ impl FanoutConfig {
         // fanout ignores a channel with '!' (it separates channel and message on the wire).
         if self.channel.is_empty()
             || self.channel.len() > 64
-            || !self.channel.bytes().all(|b| b.is_ascii_graphic() && b != b'!')
+            || !self
+                .channel
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'!')
         {
             return Err(invalid(
                 "fanout.channel",

@@ -179,7 +179,8 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, Malformed> {
         return Err(bad("a negative sequence"));
     }
     let at = num(5, "at")?;
-    let kind = Kind::parse(body_fields[6]).ok_or_else(|| bad("kind is not start, end or revoke"))?;
+    let kind =
+        Kind::parse(body_fields[6]).ok_or_else(|| bad("kind is not start, end or revoke"))?;
     let target = Target::parse(body_fields[7]).map_err(|_| bad("target is not an IP network"))?;
     let jail = body_fields[8];
     let until = match body_fields[9] {
@@ -223,10 +224,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, Malformed> {
             if STANDARD.encode(&raw) != s {
                 return Err(bad("signature is not canonical base64"));
             }
-            Some(
-                <[u8; 64]>::try_from(raw)
-                    .map_err(|_| bad("a signature is 64 bytes"))?,
-            )
+            Some(<[u8; 64]>::try_from(raw).map_err(|_| bad("a signature is 64 bytes"))?)
         }
     };
     Ok(Decoded {

@@ -168,7 +168,10 @@ impl HubLock {
         self.tx.send_replace(View::default());
     }
 
-    async fn step(&self, conn: &mut Option<redis::aio::MultiplexedConnection>) -> Result<(), BusError> {
+    async fn step(
+        &self,
+        conn: &mut Option<redis::aio::MultiplexedConnection>,
+    ) -> Result<(), BusError> {
         if conn.is_none() {
             *conn = Some(crate::redis::connect(&self.client, false).await?);
         }
@@ -183,7 +186,11 @@ impl HubLock {
             Some(term) => {
                 let r: i64 = crate::redis::bounded(
                     "renewing the hub lock",
-                    RENEW.key(&self.key).arg(&self.token).arg(ttl_ms).invoke_async(c),
+                    RENEW
+                        .key(&self.key)
+                        .arg(&self.token)
+                        .arg(ttl_ms)
+                        .invoke_async(c),
                 )
                 .await?;
                 if r == 1 {

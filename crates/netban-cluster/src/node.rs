@@ -149,17 +149,15 @@ impl Cluster {
                 Some(k) => k,
                 None => HostKey::load(&config.key_file)?,
             };
-            (
-                Some(client),
-                Some(redact_userinfo(url.expose())),
-                Some(key),
-            )
+            (Some(client), Some(redact_userinfo(url.expose())), Some(key))
         } else {
             (None, None, key)
         };
         let trust = Trust::from_peers(&config.peers);
         if config.peers.contains_key(&host_id) {
-            tracing::debug!("cluster: {host_id} is in its own [cluster.peers]; its own events are skipped");
+            tracing::debug!(
+                "cluster: {host_id} is in its own [cluster.peers]; its own events are skipped"
+            );
         }
         let keys = Keys::new(&config.prefix);
         Ok(Cluster {

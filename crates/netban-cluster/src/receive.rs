@@ -30,6 +30,7 @@ use netban_core::{Lease, Target, Until};
 use crate::config::ClusterConfig;
 use crate::counts::{UNTRUSTED, Verdict};
 use crate::event::{self, Kind, PeerEvent, Unverified};
+use crate::fanout::message::{Action, Message};
 use crate::limits::{ActiveCounts, RateWindows, RefusalLog};
 use crate::sign::Trust;
 
@@ -145,7 +146,9 @@ impl Admission {
 
     /// Counts a stream entry that carries no event.
     pub fn count_malformed(&mut self) {
-        self.refuse(UNTRUSTED, Verdict::Malformed, &|| "a stream entry without field e".into());
+        self.refuse(UNTRUSTED, Verdict::Malformed, &|| {
+            "a stream entry without field e".into()
+        });
     }
 
     /// Decodes, checks and applies one event from the bus.
@@ -227,7 +230,7 @@ impl Admission {
             }
             Kind::Revoke => {
                 let may = match &self.revoke_from {
-                    Some(list) => list.iter().any(|p| *p == origin),
+                    Some(list) => list.contains(&origin),
                     None => self.trust.contains(&origin),
                 };
                 if !may {
@@ -415,16 +418,15 @@ impl Admission {
         &mut self,
         store: &Store,
         guard: &Guard,
-        ban: bool,
-        target: Target,
-        jail: &str,
+        m: &Message,
         bantime: i64,
         now: i64,
     ) -> Result<Taken, StoreError> {
+        let (target, jail) = (m.target, m.jail.as_str());
         if self.active.stale() {
             self.active.reset(store.live_leases_by_origin(now)?);
         }
-        let taken = if ban {
+        let taken = if m.action == Action::Ban {
             let until = if bantime < 0 {
                 Until::Never
             } else {
@@ -443,7 +445,8 @@ impl Admission {
             self.start(store, guard, &ev, now, true)?
         } else {
             let ended = leases::end_peer(store, &target, jail, crate::fanout::ORIGIN, now)?;
-            self.active.add(crate::fanout::ORIGIN, -(ended.len() as i64));
+            self.active
+                .add(crate::fanout::ORIGIN, -(ended.len() as i64));
             Taken {
                 verdict: Verdict::Accepted,
                 changed: !ended.is_empty(),

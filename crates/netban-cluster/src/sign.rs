@@ -27,7 +27,9 @@ const MAX_KEY_FILE: u64 = 4096;
 pub enum KeyError {
     #[error("cluster key {path}: {what}")]
     File { path: PathBuf, what: String },
-    #[error("cluster key {path} already exists; keep it (peers trust its public key) or remove it first")]
+    #[error(
+        "cluster key {path} already exists; keep it (peers trust its public key) or remove it first"
+    )]
     Exists { path: PathBuf },
 }
 
@@ -58,7 +60,8 @@ impl PublicKey {
     /// Parses `ed25519:BASE64` (32 bytes).
     pub fn parse(s: &str) -> Result<PublicKey, String> {
         let b64 = s.trim().strip_prefix(TAG).ok_or_else(|| {
-            "must be \"ed25519:BASE64\" as `netban cluster keygen` prints it on that host".to_string()
+            "must be \"ed25519:BASE64\" as `netban cluster keygen` prints it on that host"
+                .to_string()
         })?;
         let bytes = STANDARD
             .decode(b64)
@@ -123,7 +126,10 @@ impl HostKey {
                 let hint = if e.raw_os_error() == Some(libc::ELOOP) {
                     " (a symlink: point key_file at the real file)".to_string()
                 } else if e.kind() == std::io::ErrorKind::NotFound {
-                    format!("; create it with: netban cluster keygen --out {}", path.display())
+                    format!(
+                        "; create it with: netban cluster keygen --out {}",
+                        path.display()
+                    )
                 } else {
                     String::new()
                 };
@@ -279,15 +285,29 @@ mod tests {
 
     #[test]
     fn bad_keys_say_what_is_wrong() {
-        assert!(PublicKey::parse("ssh-ed25519 AAAA").unwrap_err().contains("ed25519:BASE64"));
-        assert!(PublicKey::parse("ed25519:!!").unwrap_err().contains("base64"));
-        assert!(PublicKey::parse("ed25519:AAAA").unwrap_err().contains("32 bytes"));
+        assert!(
+            PublicKey::parse("ssh-ed25519 AAAA")
+                .unwrap_err()
+                .contains("ed25519:BASE64")
+        );
+        assert!(
+            PublicKey::parse("ed25519:!!")
+                .unwrap_err()
+                .contains("base64")
+        );
+        assert!(
+            PublicKey::parse("ed25519:AAAA")
+                .unwrap_err()
+                .contains("32 bytes")
+        );
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("k");
         std::fs::write(&p, "garbage\n").unwrap();
         let e = HostKey::load(&p).unwrap_err().to_string();
         assert!(e.contains("netban cluster keygen"), "{e}");
-        let e = HostKey::load(&dir.path().join("missing")).unwrap_err().to_string();
+        let e = HostKey::load(&dir.path().join("missing"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("keygen --out"), "{e}");
     }
 }

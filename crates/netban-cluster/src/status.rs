@@ -237,7 +237,9 @@ pub(crate) fn collect(node: &Node) -> Result<ClusterStatus, StoreError> {
         bus.stream_last_id = live.stream_last_id.clone();
         bus.lag_seconds = match (
             bus.cursor.as_deref().and_then(crate::redis::parse_id),
-            live.stream_last_id.as_deref().and_then(crate::redis::parse_id),
+            live.stream_last_id
+                .as_deref()
+                .and_then(crate::redis::parse_id),
         ) {
             (Some(c), Some(l)) => Some((l.0.saturating_sub(c.0)) as f64 / 1000.0),
             _ => None,

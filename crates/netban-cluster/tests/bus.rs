@@ -15,18 +15,30 @@ async fn a_ban_on_one_host_becomes_a_peer_lease_on_the_others_and_so_does_the_un
     init_logs();
     let redis = RedisServer::start().unwrap();
     let cfg = config(&redis.url(), &["a", "b", "c"]);
-    let mut hosts: Vec<Host> = ["a", "b", "c"].iter().map(|h| Host::new(h, cfg.clone())).collect();
+    let mut hosts: Vec<Host> = ["a", "b", "c"]
+        .iter()
+        .map(|h| Host::new(h, cfg.clone()))
+        .collect();
     for h in &mut hosts {
         h.start();
     }
     hosts[0].ban("192.0.2.1", "sshd");
     hosts[0].ban("2001:db8::7", "postfix");
-    let want = vec!["192.0.2.1/32 sshd".to_string(), "2001:db8::7/128 postfix".to_string()];
+    let want = vec![
+        "192.0.2.1/32 sshd".to_string(),
+        "2001:db8::7/128 postfix".to_string(),
+    ];
     for h in &hosts[1..] {
-        wait_until(WAIT, &format!("{} holds a's bans", h.name), || h.leases_from("a") == want).await;
+        wait_until(WAIT, &format!("{} holds a's bans", h.name), || {
+            h.leases_from("a") == want
+        })
+        .await;
         assert!(h.local().is_empty(), "a peer's ban is not a local lease");
     }
-    assert!(hosts[0].leases_from("b").is_empty(), "peer leases are never republished");
+    assert!(
+        hosts[0].leases_from("b").is_empty(),
+        "peer leases are never republished"
+    );
     hosts[0].unban("192.0.2.1", "sshd");
     for h in &hosts[1..] {
         wait_until(WAIT, &format!("{} ends the unbanned lease", h.name), || {
@@ -54,7 +66,10 @@ async fn a_receiver_down_during_100_bans_catches_up_after_restart() {
     a.start();
     b.start();
     a.ban("192.0.2.1", "sshd");
-    wait_until(WAIT, "b holds the first ban", || b.leases_from("a").len() == 1).await;
+    wait_until(WAIT, "b holds the first ban", || {
+        b.leases_from("a").len() == 1
+    })
+    .await;
     b.kill();
     for i in 0..100 {
         a.ban(&format!("198.51.100.{i}"), "sshd");
@@ -67,7 +82,11 @@ async fn a_receiver_down_during_100_bans_catches_up_after_restart() {
     b.start();
     wait_until(WAIT, "b caught up", || b.leases_from("a") == a.local()).await;
     assert_eq!(b.leases_from("a").len(), 100);
-    assert_eq!(b.count("a", "accepted"), 102, "every event once, none twice");
+    assert_eq!(
+        b.count("a", "accepted"),
+        102,
+        "every event once, none twice"
+    );
     assert_eq!(b.count("a", "replay"), 0);
 }
 
@@ -88,7 +107,10 @@ async fn a_receiver_behind_the_trimmed_stream_resyncs_from_the_snapshot_to_the_e
     for i in 0..10 {
         a.ban(&format!("192.0.2.{i}"), "sshd");
     }
-    wait_until(WAIT, "b holds the first bans", || b.leases_from("a").len() == 10).await;
+    wait_until(WAIT, "b holds the first bans", || {
+        b.leases_from("a").len() == 10
+    })
+    .await;
     b.kill();
     for i in 0..30 {
         a.ban(&format!("198.51.100.{i}"), "sshd");
@@ -106,15 +128,28 @@ async fn a_receiver_behind_the_trimmed_stream_resyncs_from_the_snapshot_to_the_e
     }
     wait_until(WAIT, "the stream was trimmed", || {
         let info = redis.cli(&["XINFO", "STREAM", "netban:bus:stream"]);
-        let field = |f: &str| info.lines().skip_while(|l| *l != f).nth(1).unwrap_or("").to_string();
+        let field = |f: &str| {
+            info.lines()
+                .skip_while(|l| *l != f)
+                .nth(1)
+                .unwrap_or("")
+                .to_string()
+        };
         field("length") != field("entries-added")
     })
     .await;
     b.start();
-    wait_until(WAIT, "b resynced to exactly a's live set", || b.leases_from("a") == a.local()).await;
+    wait_until(WAIT, "b resynced to exactly a's live set", || {
+        b.leases_from("a") == a.local()
+    })
+    .await;
     assert_eq!(b.leases_from("a").len(), 47);
     let st = b.cluster.status().unwrap();
-    assert!(st.peers.iter().any(|p| p.host == "a" && p.resynced.is_some()));
+    assert!(
+        st.peers
+            .iter()
+            .any(|p| p.host == "a" && p.resynced.is_some())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,7 +181,10 @@ async fn a_new_host_joining_gets_the_whole_active_set() {
     assert_eq!(d.leases_from("a").len(), 40);
     // And it follows the stream from there.
     a.ban("192.0.2.200", "sshd");
-    wait_until(WAIT, "d gets the next ban", || d.leases_from("a").len() == 41).await;
+    wait_until(WAIT, "d gets the next ban", || {
+        d.leases_from("a").len() == 41
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,7 +198,10 @@ async fn redis_stopped_during_bans_loses_nothing() {
     for i in 0..5 {
         a.ban(&format!("192.0.2.{i}"), "sshd");
     }
-    wait_until(WAIT, "b holds the first bans", || b.leases_from("a").len() == 5).await;
+    wait_until(WAIT, "b holds the first bans", || {
+        b.leases_from("a").len() == 5
+    })
+    .await;
     redis.stop();
     let started = std::time::Instant::now();
     for i in 0..20 {
@@ -172,12 +213,17 @@ async fn redis_stopped_during_bans_loses_nothing() {
         "a ban never waits for redis"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(a.cluster.status().unwrap().bus.unwrap().publish_lag > 0, "the outbox holds them");
+    assert!(
+        a.cluster.status().unwrap().bus.unwrap().publish_lag > 0,
+        "the outbox holds them"
+    );
     // It comes back empty (no persistence): a new stream epoch.
     redis.start_again().unwrap();
-    wait_until(Duration::from_secs(40), "b holds exactly a's live set", || {
-        b.leases_from("a") == a.local()
-    })
+    wait_until(
+        Duration::from_secs(40),
+        "b holds exactly a's live set",
+        || b.leases_from("a") == a.local(),
+    )
     .await;
     assert_eq!(b.leases_from("a").len(), 24);
     // And the snapshot was rebuilt for hosts that join later.

@@ -26,7 +26,10 @@ fn fanout_config(server: &FanoutServer) -> ClusterConfig {
 async fn started(server: &FanoutServer, cfg: ClusterConfig) -> Host {
     let mut h = Host::new("web-01", cfg);
     h.start();
-    wait_until(WAIT, "netban subscribed", || server.subscribers("Fail2ban") == 1).await;
+    wait_until(WAIT, "netban subscribed", || {
+        server.subscribers("Fail2ban") == 1
+    })
+    .await;
     h
 }
 
@@ -36,16 +39,40 @@ async fn a_clusterd_ban_becomes_a_lease_of_origin_fanout_and_its_unban_ends_it()
     let server = FanoutServer::start().unwrap();
     let h = started(&server, fanout_config(&server)).await;
     let mut clusterd = FanoutClient::connect(&server.addr()).unwrap();
-    clusterd.announce("Fail2ban", "jail=sshd, action=banip, ip=192.0.2.44").unwrap();
-    wait_until(WAIT, "the lease exists", || h.leases_from("fanout").len() == 1).await;
-    let l = &h.store.live_leases(netban_core::clock::now(), None).unwrap()[0];
-    assert_eq!((l.jail.as_str(), l.bantime), ("sshd", 600), "the configured bantime");
-    assert!(h.changes.load(std::sync::atomic::Ordering::Relaxed) >= 1, "sinks were woken");
+    clusterd
+        .announce("Fail2ban", "jail=sshd, action=banip, ip=192.0.2.44")
+        .unwrap();
+    wait_until(WAIT, "the lease exists", || {
+        h.leases_from("fanout").len() == 1
+    })
+    .await;
+    let l = &h
+        .store
+        .live_leases(netban_core::clock::now(), None)
+        .unwrap()[0];
+    assert_eq!(
+        (l.jail.as_str(), l.bantime),
+        ("sshd", 600),
+        "the configured bantime"
+    );
+    assert!(
+        h.changes.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        "sinks were woken"
+    );
     // Filtered: another jail, another channel.
-    clusterd.announce("Fail2ban", "jail=nginx, action=banip, ip=192.0.2.45").unwrap();
-    clusterd.announce("Other", "jail=sshd, action=banip, ip=192.0.2.46").unwrap();
-    clusterd.announce("Fail2ban", "jail=sshd, action=unbanip, ip=192.0.2.44").unwrap();
-    wait_until(WAIT, "the unban ended it", || h.leases_from("fanout").is_empty()).await;
+    clusterd
+        .announce("Fail2ban", "jail=nginx, action=banip, ip=192.0.2.45")
+        .unwrap();
+    clusterd
+        .announce("Other", "jail=sshd, action=banip, ip=192.0.2.46")
+        .unwrap();
+    clusterd
+        .announce("Fail2ban", "jail=sshd, action=unbanip, ip=192.0.2.44")
+        .unwrap();
+    wait_until(WAIT, "the unban ended it", || {
+        h.leases_from("fanout").is_empty()
+    })
+    .await;
     assert_eq!(h.count("fanout", "filtered"), 1);
     assert_eq!(h.count("fanout", "accepted"), 2);
 }
@@ -97,7 +124,9 @@ async fn hostile_clusterd_messages_are_refused_and_nothing_is_run() {
     ] {
         clusterd.announce("Fail2ban", &msg).unwrap();
     }
-    clusterd.announce("Fail2ban", "jail=sshd, action=banip, ip=0.0.0.0/0").unwrap();
+    clusterd
+        .announce("Fail2ban", "jail=sshd, action=banip, ip=0.0.0.0/0")
+        .unwrap();
     let huge = format!("jail=sshd, action=banip, ip={}", "1".repeat(1 << 20));
     clusterd.announce("Fail2ban", &huge).unwrap();
     wait_until(WAIT, "every hostile message counted", || {
@@ -122,11 +151,21 @@ async fn hostile_clusterd_messages_are_refused_and_nothing_is_run() {
     .await;
     let held = h.leases_from("fanout").len();
     // The refused 0.0.0.0/0 took one of the minute's 50; the minute may roll over once.
-    assert!((49..=100).contains(&held), "{held} held: the cap is 50 a minute");
+    assert!(
+        (49..=100).contains(&held),
+        "{held} held: the cap is 50 a minute"
+    );
     // The connection survived all of it.
-    clusterd.announce("Fail2ban", "jail=postfix, action=unbanip, ip=198.51.0.0").unwrap();
-    clusterd.announce("Fail2ban", "jail=sshd, action=unbanip, ip=198.51.0.0").unwrap();
-    wait_until(WAIT, "still listening", || h.leases_from("fanout").len() == held - 1).await;
+    clusterd
+        .announce("Fail2ban", "jail=postfix, action=unbanip, ip=198.51.0.0")
+        .unwrap();
+    clusterd
+        .announce("Fail2ban", "jail=sshd, action=unbanip, ip=198.51.0.0")
+        .unwrap();
+    wait_until(WAIT, "still listening", || {
+        h.leases_from("fanout").len() == held - 1
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,9 +174,14 @@ async fn the_bridge_reconnects_when_the_server_drops_it() {
     let server = FanoutServer::start().unwrap();
     let h = started(&server, fanout_config(&server)).await;
     server.disconnect_all();
-    wait_until(WAIT, "netban subscribed again", || server.subscribers("Fail2ban") == 1).await;
+    wait_until(WAIT, "netban subscribed again", || {
+        server.subscribers("Fail2ban") == 1
+    })
+    .await;
     let mut clusterd = FanoutClient::connect(&server.addr()).unwrap();
-    clusterd.announce("Fail2ban", "jail=sshd, action=banip, ip=192.0.2.77").unwrap();
+    clusterd
+        .announce("Fail2ban", "jail=sshd, action=banip, ip=192.0.2.77")
+        .unwrap();
     wait_until(WAIT, "the ban after the reconnect arrived", || {
         h.leases_from("fanout").len() == 1
     })

@@ -30,16 +30,29 @@ async fn forged_events_are_refused_and_counted_by_cause_and_make_no_lease() {
     wait_until(WAIT, "b holds a's ban", || b.leases_from("a").len() == 1).await;
     let now = clock::now();
     let genuine = redis.cli(&["XRANGE", "netban:bus:stream", "-", "+"]);
-    let genuine = genuine.lines().find(|l| l.starts_with("netban1 ")).unwrap().to_string();
+    let genuine = genuine
+        .lines()
+        .find(|l| l.starts_with("netban1 "))
+        .unwrap()
+        .to_string();
 
     // Unsigned.
     xadd(&redis, &event("a", 10_000, now, "203.0.113.1").body());
     // Unknown key: a host nobody trusts.
-    xadd(&redis, &event("evil", 1, now, "203.0.113.2").sign(&HostKey::from_seed([9; 32])));
+    xadd(
+        &redis,
+        &event("evil", 1, now, "203.0.113.2").sign(&HostKey::from_seed([9; 32])),
+    );
     // Wrong key: claims to be a, signed by another.
-    xadd(&redis, &event("a", 10_001, now, "203.0.113.3").sign(&HostKey::from_seed([9; 32])));
+    xadd(
+        &redis,
+        &event("a", 10_001, now, "203.0.113.3").sign(&HostKey::from_seed([9; 32])),
+    );
     // Tampered: a's genuine event with another target.
-    xadd(&redis, &genuine.replacen("192.0.2.1/32", "203.0.113.4/32", 1));
+    xadd(
+        &redis,
+        &genuine.replacen("192.0.2.1/32", "203.0.113.4/32", 1),
+    );
     // Replayed: a's genuine event again.
     xadd(&redis, &genuine);
     // Not an event at all.
@@ -131,7 +144,12 @@ async fn a_peer_ban_of_an_allowlisted_or_never_ban_range_is_refused() {
     .await;
     assert_eq!(b.leases_from("a"), vec!["192.0.2.9/32 sshd".to_string()]);
     let refused = b.store.refusals(None, 10).unwrap();
-    assert!(refused.iter().any(|r| r.target == t("127.0.0.1") && r.origin == "a"), "{refused:?}");
+    assert!(
+        refused
+            .iter()
+            .any(|r| r.target == t("127.0.0.1") && r.origin == "a"),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,7 +158,10 @@ async fn revoke_from_a_peer_in_revoke_from_ends_every_lease_and_from_others_is_r
     let redis = RedisServer::start().unwrap();
     let mut cfg = config(&redis.url(), &["ops", "web", "mail"]);
     cfg.revoke_from = Some(vec!["ops".into()]);
-    let mut hosts: Vec<Host> = ["ops", "web", "mail"].iter().map(|h| Host::new(h, cfg.clone())).collect();
+    let mut hosts: Vec<Host> = ["ops", "web", "mail"]
+        .iter()
+        .map(|h| Host::new(h, cfg.clone()))
+        .collect();
     for h in &mut hosts {
         h.start();
     }
@@ -148,8 +169,10 @@ async fn revoke_from_a_peer_in_revoke_from_ends_every_lease_and_from_others_is_r
     mail.ban("203.0.113.66", "postfix");
     web.ban("203.0.113.66", "sshd");
     wait_until(WAIT, "everybody holds the bans", || {
-        ops.leases_from("mail").len() == 1 && ops.leases_from("web").len() == 1
-            && web.leases_from("mail").len() == 1 && mail.leases_from("web").len() == 1
+        ops.leases_from("mail").len() == 1
+            && ops.leases_from("web").len() == 1
+            && web.leases_from("mail").len() == 1
+            && mail.leases_from("web").len() == 1
     })
     .await;
     // web may not revoke: refused everywhere, web's own leases end only on web.
@@ -165,7 +188,9 @@ async fn revoke_from_a_peer_in_revoke_from_ends_every_lease_and_from_others_is_r
     revoke_everywhere(&ops.store, &t("203.0.113.66"), "ops", clock::now()).unwrap();
     ops.cluster.wake();
     wait_until(WAIT, "no host holds the target", || {
-        hosts.iter().all(|h| h.store.leases_of(&t("203.0.113.66")).unwrap().is_empty())
+        hosts
+            .iter()
+            .all(|h| h.store.leases_of(&t("203.0.113.66")).unwrap().is_empty())
     })
     .await;
     assert_eq!(mail.count("ops", "accepted"), 1);
@@ -187,14 +212,25 @@ async fn the_standby_takes_the_hub_lock_when_the_holder_stops_renewing() {
     wait_until(WAIT, "hub1 holds the lock", || g1.may_write()).await;
     let t2 = tokio::spawn(l2.run(stop_future(&rx)));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(g1.may_write() && !g2.may_write(), "one writer while the holder renews");
+    assert!(
+        g1.may_write() && !g2.may_write(),
+        "one writer while the holder renews"
+    );
     let term1 = g1.term().unwrap();
     // kill -9 of hub1: its renewals stop; it stops writing on its own before the TTL.
     t1.abort();
-    let term2 = tokio::time::timeout(Duration::from_secs(5), g2.holder()).await.unwrap();
+    let term2 = tokio::time::timeout(Duration::from_secs(5), g2.holder())
+        .await
+        .unwrap();
     assert!(term2 > term1, "a new term");
     assert!(!g1.may_write(), "the dead holder's gate is closed");
-    assert!(h2.cluster.status().unwrap().locks.contains(&("exafs".to_string(), true)));
+    assert!(
+        h2.cluster
+            .status()
+            .unwrap()
+            .locks
+            .contains(&("exafs".to_string(), true))
+    );
     // A clean stop releases it at once.
     tx.send(true).unwrap();
     t2.await.unwrap();

@@ -38,7 +38,10 @@ bantime = 3600
     assert!(!c.may_revoke("web-02"));
     let f = c.fanout.as_ref().unwrap();
     assert!(f.wants("sshd", "banip") && !f.wants("postfix", "banip"));
-    assert!(!format!("{c:?}").contains("secret"), "the password never shows");
+    assert!(
+        !format!("{c:?}").contains("secret"),
+        "the password never shows"
+    );
 }
 
 #[test]
@@ -57,7 +60,11 @@ fn defaults() {
 
 #[test]
 fn unknown_keys_are_errors() {
-    for text in ["retension = 3", "[limits]\nbans = 1", "[fanout]\nhost = \"x\""] {
+    for text in [
+        "retension = 3",
+        "[limits]\nbans = 1",
+        "[fanout]\nhost = \"x\"",
+    ] {
         let e = parse(text).unwrap_err().to_string();
         assert!(e.contains("unknown field"), "{e}");
     }
@@ -73,14 +80,32 @@ fn errors_name_the_key() {
         (&format!("{redis}key_file = \"cluster.key\""), "key_file"),
         (&format!("{redis}retention = 0"), "retention"),
         (&format!("{redis}lock_ttl = 0.1"), "lock_ttl"),
-        (&format!("{redis}[peers]\nweb-02 = \"ssh-ed25519 AAAA\""), "peers.web-02"),
+        (
+            &format!("{redis}[peers]\nweb-02 = \"ssh-ed25519 AAAA\""),
+            "peers.web-02",
+        ),
         (&format!("{redis}[peers]\nlocal = \"{KEY}\""), "peers.local"),
         (&format!("{redis}revoke_from = [\"ops-01\"]"), "revoke_from"),
-        (&format!("{redis}[limits]\nbans_per_minute = 0"), "limits.bans_per_minute"),
-        (&format!("{redis}[fanout]\nserver = \"nohost\""), "fanout.server"),
-        (&format!("{redis}[fanout]\nchannel = \"a!b\""), "fanout.channel"),
-        (&format!("{redis}[fanout]\njails = [\"$(id)\"]"), "fanout.jails"),
-        (&format!("{redis}[fanout]\nactions = [\"rm\"]"), "fanout.actions"),
+        (
+            &format!("{redis}[limits]\nbans_per_minute = 0"),
+            "limits.bans_per_minute",
+        ),
+        (
+            &format!("{redis}[fanout]\nserver = \"nohost\""),
+            "fanout.server",
+        ),
+        (
+            &format!("{redis}[fanout]\nchannel = \"a!b\""),
+            "fanout.channel",
+        ),
+        (
+            &format!("{redis}[fanout]\njails = [\"$(id)\"]"),
+            "fanout.jails",
+        ),
+        (
+            &format!("{redis}[fanout]\nactions = [\"rm\"]"),
+            "fanout.actions",
+        ),
         (&format!("{redis}[fanout]\nbantime = 0"), "fanout.bantime"),
     ];
     for (text, key) in cases {
@@ -108,7 +133,8 @@ fn redis_url_from_a_file() {
 #[test]
 fn from_section_names_the_line() {
     let text = "host_id = \"a\"\n[cluster]\nredis = \"redis://127.0.0.1/0\"\nretention = 0\n";
-    let cfg = netban_core::config::Config::parse(text, Path::new("/etc/netban/netban.toml")).unwrap();
+    let cfg =
+        netban_core::config::Config::parse(text, Path::new("/etc/netban/netban.toml")).unwrap();
     let e = ClusterConfig::from_section(cfg.cluster.as_ref().unwrap())
         .unwrap_err()
         .to_string();

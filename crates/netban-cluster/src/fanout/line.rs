@@ -84,7 +84,10 @@ mod tests {
         assert_eq!(r.next().await.unwrap(), Some(Line::Text(b"a!b".to_vec())));
         assert_eq!(r.next().await.unwrap(), Some(Line::Text(b"short".to_vec())));
         assert_eq!(r.next().await.unwrap(), Some(Line::TooLong(1 << 20)));
-        assert!(r.buf.capacity() <= 4 * MAX_LINE, "never buffered the long line");
+        assert!(
+            r.buf.capacity() <= 4 * MAX_LINE,
+            "never buffered the long line"
+        );
         assert_eq!(r.next().await.unwrap(), Some(Line::Text(b"after".to_vec())));
         assert_eq!(r.next().await.unwrap(), None);
     }

@@ -71,7 +71,11 @@ impl Fanout {
             "cluster: fanout bridge to {} (channel {}) is on: its messages are UNSIGNED, anybody who can reach that server can send bans and unbans; received bans are capped, guarded and given origin fanout{}",
             cfg.server,
             cfg.channel,
-            if cfg.receive { "" } else { " (receiving is off)" }
+            if cfg.receive {
+                ""
+            } else {
+                " (receiving is off)"
+            }
         );
         let node = self.node.clone();
         let adm = self
@@ -99,7 +103,9 @@ impl Fanout {
                 attempt = 0;
             }
             attempt += 1;
-            let e = r.err().unwrap_or_else(|| "the server closed the connection".into());
+            let e = r
+                .err()
+                .unwrap_or_else(|| "the server closed the connection".into());
             if attempt == 1 || attempt.is_power_of_two() {
                 tracing::warn!(
                     "cluster: fanout server {}: {e}; connecting again (bans to announce wait in the outbox)",
@@ -210,15 +216,7 @@ impl Fanout {
                 let guard = (node.guard)();
                 let now = clock::now();
                 let mut a = adm.lock().unwrap_or_else(|p| p.into_inner());
-                let t = a.take_fanout(
-                    store,
-                    &guard,
-                    m.action == Action::Ban,
-                    m.target,
-                    &m.jail,
-                    bantime,
-                    now,
-                )?;
+                let t = a.take_fanout(store, &guard, &m, bantime, now)?;
                 let p = a.progress();
                 store.save_cluster_progress(None, &p, now)?;
                 Ok(t)
@@ -306,7 +304,6 @@ impl Fanout {
         }
     }
 }
-
 
 fn prune(echoes: &mut VecDeque<(String, Instant)>) {
     while echoes.front().is_some_and(|(_, t)| t.elapsed() > ECHO) {

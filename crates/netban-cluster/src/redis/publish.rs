@@ -91,7 +91,8 @@ impl Publisher {
 
     async fn session(&self, connected: &mut bool) -> Result<(), BusError> {
         let Some(client) = &self.node.client else {
-            return Ok(std::future::pending().await);
+            std::future::pending::<()>().await;
+            return Ok(());
         };
         let Some(key) = self.node.key.clone() else {
             return Err(BusError::Store("no signing key".into()));
@@ -110,7 +111,8 @@ impl Publisher {
         loop {
             let stream_epoch = epoch(&mut conn, &self.node.keys).await?;
             if built_for.as_deref() != Some(stream_epoch.as_str()) {
-                self.rebuild(&mut conn, &key, my_epoch, &stream_epoch).await?;
+                self.rebuild(&mut conn, &key, my_epoch, &stream_epoch)
+                    .await?;
                 built_for = Some(stream_epoch);
                 sent = self.published_mark(&mut conn, my_epoch).await?;
             }
@@ -218,7 +220,10 @@ impl Publisher {
                         .ignore();
                 }
                 Kind::End => {
-                    pipe.cmd("HDEL").arg(&snap).arg(ev.snapshot_field()).ignore();
+                    pipe.cmd("HDEL")
+                        .arg(&snap)
+                        .arg(ev.snapshot_field())
+                        .ignore();
                 }
                 Kind::Revoke => {}
             }

@@ -119,7 +119,8 @@ impl Receiver {
         connected: &mut bool,
     ) -> Result<(), BusError> {
         let Some(client) = &self.node.client else {
-            return Ok(std::future::pending().await);
+            std::future::pending::<()>().await;
+            return Ok(());
         };
         let mut conn = super::connect(client, true).await?;
         let stream_epoch = epoch(&mut conn, &self.node.keys).await?;
@@ -273,7 +274,8 @@ impl Receiver {
         for p in &peers {
             pipe.cmd("HGETALL").arg(keys.snapshot(p));
         }
-        let replies: Vec<Value> = bounded("reading the snapshots", pipe.query_async(&mut s.conn)).await?;
+        let replies: Vec<Value> =
+            bounded("reading the snapshots", pipe.query_async(&mut s.conn)).await?;
         if replies.len() != 3 + peers.len() {
             return Err(BusError::reply(
                 "reading the snapshots",

@@ -128,6 +128,9 @@ mod tests {
         );
         assert!(xread(&Value::Nil).is_empty());
         assert!(xread(&Value::Int(3)).is_empty());
-        assert_eq!(hash_values(&Value::Array(vec![b("k"), b("v"), b("odd")])), vec![b"v".to_vec()]);
+        assert_eq!(
+            hash_values(&Value::Array(vec![b("k"), b("v"), b("odd")])),
+            vec![b"v".to_vec()]
+        );
     }
 }

@@ -223,7 +223,10 @@ impl Drop for Host {
 pub async fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + limit;
     while !f() {
-        assert!(Instant::now() < end, "timed out after {limit:?} waiting until {what}");
+        assert!(
+            Instant::now() < end,
+            "timed out after {limit:?} waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

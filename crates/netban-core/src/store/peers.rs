@@ -275,6 +275,11 @@ impl Store {
         })
     }
 
+    /// The cursor of the outbox consumer `name` (the last event id it handled; 0 when none).
+    pub fn outbox_cursor(&self, name: &str) -> Result<i64, StoreError> {
+        self.cursor(name)
+    }
+
     /// The newest outbox event id ever appended, even when pruned since (0 when none).
     pub fn last_event_seq(&self) -> Result<i64, StoreError> {
         self.read(|c| {
