@@ -70,7 +70,7 @@ async fn a_clusterd_ban_becomes_a_lease_of_origin_fanout_and_its_unban_ends_it()
         .announce("Fail2ban", "jail=sshd, action=unbanip, ip=192.0.2.44")
         .unwrap();
     wait_until(WAIT, "the unban ended it", || {
-        h.leases_from("fanout").is_empty()
+        h.leases_from("fanout").is_empty() && h.count("fanout", "accepted") == 2
     })
     .await;
     assert_eq!(h.count("fanout", "filtered"), 1);

@@ -125,7 +125,6 @@ impl Receiver {
         let mut conn = super::connect(client, true).await?;
         let stream_epoch = epoch(&mut conn, &self.node.keys).await?;
         let stored = self.node.db(|s| s.bus_cursor(RECEIVER_CURSOR)).await?;
-        self.node.live.up(Link::Receiver);
         *connected = true;
         let mut s = Session {
             conn,
@@ -153,6 +152,8 @@ impl Receiver {
                 self.resync(&mut s, admission, None).await?;
             }
         }
+        // Connected, and the cursor is good: receiving.
+        self.node.live.up(Link::Receiver);
         let mut checked = Instant::now();
         loop {
             let reply: Value = match tokio::time::timeout(

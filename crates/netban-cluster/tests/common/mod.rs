@@ -147,6 +147,21 @@ impl Host {
         self.stop = Some(tx);
     }
 
+    /// Waits until the publisher and the receiver are connected (and the receiver past its
+    /// first snapshot check), so that what follows arrives over the stream.
+    pub async fn settle(&self) {
+        wait_until(
+            Duration::from_secs(15),
+            &format!("{} connected", self.name),
+            || {
+                let st = self.cluster.status().unwrap();
+                st.bus
+                    .is_some_and(|b| b.publisher.connected && b.receiver.connected)
+            },
+        )
+        .await;
+    }
+
     /// Stops like kill -9: the tasks end where they are.
     pub fn kill(&mut self) {
         for t in self.tasks.drain(..) {
