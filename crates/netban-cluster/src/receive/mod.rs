@@ -25,17 +25,21 @@ use netban_core::lease::Origin;
 use netban_core::leases::{self, BanOutcome, BanRequest};
 use netban_core::outbox::Cause;
 use netban_core::store::{LeaseChange, LeaseFacts, PeerProgress, PeerState, Store, StoreError};
-use netban_core::{Lease, Target, Until};
+use netban_core::{Lease, Target};
 
 use crate::config::ClusterConfig;
 use crate::counts::{UNTRUSTED, Verdict};
 use crate::event::{self, Kind, PeerEvent, Unverified};
-use crate::fanout::message::{Action, Message};
 use crate::limits::{ActiveCounts, RateWindows, RefusalLog};
 use crate::sign::Trust;
 
 /// How far in the future an event's timestamp may be (clock skew between hosts).
 pub const MAX_SKEW: i64 = 300;
+
+mod fanout;
+mod snapshot;
+
+pub use snapshot::Resynced;
 
 /// What one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,157 +334,6 @@ impl Admission {
             }
         })
     }
-
-    /// Makes this host's leases from `origin` exactly the live ones of its snapshot (signed
-    /// start events), each through the cap and the guard. The mark moves to the newest entry.
-    pub fn load_snapshot(
-        &mut self,
-        store: &Store,
-        guard: &Guard,
-        origin: &str,
-        entries: &[Vec<u8>],
-        now: i64,
-    ) -> Result<Resynced, StoreError> {
-        let mut out = Resynced::default();
-        let mut keep: HashMap<(Target, String), PeerEvent> = HashMap::new();
-        for wire in entries {
-            let d = match event::decode(wire) {
-                Ok(d) if d.event.origin == origin && d.event.kind == Kind::Start => d,
-                _ => {
-                    self.count(origin, Verdict::Malformed);
-                    out.refused += 1;
-                    continue;
-                }
-            };
-            if event::verify(&d, &self.trust).is_err() {
-                self.count(origin, Verdict::BadSignature);
-                out.refused += 1;
-                continue;
-            }
-            if d.event.until.is_live(now) {
-                keep.insert((d.event.target, d.event.jail.clone()), d.event);
-            }
-        }
-        let held: Vec<Lease> = store
-            .live_leases(now, None)?
-            .into_iter()
-            .filter(|l| l.origin.as_str() == origin)
-            .collect();
-        for l in &held {
-            if !keep.contains_key(&(l.target, l.jail.clone())) {
-                let ended = leases::end_peer(store, &l.target, &l.jail, origin, now)?;
-                self.active.add(origin, -(ended.len() as i64));
-                out.ended += ended.len();
-                out.changed |= !ended.is_empty();
-            }
-        }
-        let mut newest = None;
-        let mut events: Vec<PeerEvent> = keep.into_values().collect();
-        events.sort_by_key(|e| e.mark);
-        for ev in &events {
-            newest = newest.max(Some(ev.mark));
-            let t = self.start(store, guard, ev, now, false)?;
-            if t.verdict == Verdict::Accepted {
-                out.leases += 1;
-            } else {
-                out.refused += 1;
-            }
-            out.changed |= t.changed;
-        }
-        let state = self
-            .marks
-            .entry(origin.to_string())
-            .or_insert_with(|| PeerState {
-                origin: origin.to_string(),
-                ..PeerState::default()
-            });
-        if let Some(m) = newest
-            && m > state.mark
-        {
-            state.mark = m;
-        }
-        state.resynced = Some(now);
-        let s = state.clone();
-        let p = self.progress_of(origin);
-        p.state.mark = s.mark;
-        p.state.resynced = Some(now);
-        tracing::info!(
-            "cluster: resynced from {origin}'s snapshot: {} leases held, {} ended, {} refused",
-            out.leases,
-            out.ended,
-            out.refused
-        );
-        Ok(out)
-    }
-
-    /// A ban or unban from the fanout bridge (unsigned: only caps and the guard apply).
-    pub fn take_fanout(
-        &mut self,
-        store: &Store,
-        guard: &Guard,
-        m: &Message,
-        bantime: i64,
-        now: i64,
-    ) -> Result<Taken, StoreError> {
-        let (target, jail) = (m.target, m.jail.as_str());
-        if self.active.stale() {
-            self.active.reset(store.live_leases_by_origin(now)?);
-        }
-        let taken = if m.action == Action::Ban {
-            let until = if bantime < 0 {
-                Until::Never
-            } else {
-                Until::At(now + bantime)
-            };
-            let ev = PeerEvent {
-                origin: crate::fanout::ORIGIN.to_string(),
-                mark: Default::default(),
-                at: now,
-                kind: Kind::Start,
-                target,
-                jail: jail.to_string(),
-                until,
-                bantime,
-            };
-            self.start(store, guard, &ev, now, true)?
-        } else {
-            let ended = leases::end_peer(store, &target, jail, crate::fanout::ORIGIN, now)?;
-            self.active
-                .add(crate::fanout::ORIGIN, -(ended.len() as i64));
-            Taken {
-                verdict: Verdict::Accepted,
-                changed: !ended.is_empty(),
-            }
-        };
-        if taken.verdict == Verdict::Accepted {
-            self.count(crate::fanout::ORIGIN, Verdict::Accepted);
-            let p = self.progress_of(crate::fanout::ORIGIN);
-            p.state.last_at = Some(now);
-            p.state.last_seen = Some(now);
-        }
-        Ok(taken)
-    }
-
-    /// Counts a fanout message refused before it reached the caps (malformed, filtered).
-    pub fn refuse_fanout(&mut self, v: Verdict, detail: &dyn Fn() -> String) {
-        if v == Verdict::Filtered {
-            self.count(crate::fanout::ORIGIN, v);
-        } else {
-            self.refuse(crate::fanout::ORIGIN, v, detail);
-        }
-    }
-}
-
-/// What a snapshot load did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Resynced {
-    /// Leases of the origin held here now.
-    pub leases: usize,
-    /// Leases of the origin ended because the snapshot no longer has them.
-    pub ended: usize,
-    /// Entries refused (signature, cap, guard).
-    pub refused: usize,
-    pub changed: bool,
 }
 
 fn has_lease(store: &Store, target: &Target, jail: &str, origin: &str) -> Result<bool, StoreError> {
