@@ -77,6 +77,14 @@ impl LockGate {
         v.term.is_some() && v.valid_until.is_some_and(|t| Instant::now() < t)
     }
 
+    /// Until when writes are safe without another renewal (`None`: not the holder). A pass
+    /// over an exclusive sink should end its writes by then.
+    pub fn valid_until(&self) -> Option<Instant> {
+        self.may_write()
+            .then(|| self.rx.borrow().valid_until)
+            .flatten()
+    }
+
     /// The term of the current holding (`None` when not the holder).
     pub fn term(&self) -> Option<u64> {
         self.may_write().then(|| self.rx.borrow().term).flatten()

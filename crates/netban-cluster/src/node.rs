@@ -234,6 +234,45 @@ impl Cluster {
         self.node.wake_fanout.notify_one();
     }
 
+    /// For `netban check`: reaches Redis (`PING`, the stream's length) and the fanout server
+    /// (a TCP connect). Says what it found; errors say what failed.
+    pub async fn check(&self) -> Result<String, ClusterError> {
+        let mut out = Vec::new();
+        if let Some(client) = &self.node.client {
+            let mut c = crate::redis::connect(client, false).await?;
+            let _: String =
+                crate::redis::bounded("PING", redis::cmd("PING").query_async(&mut c)).await?;
+            let len: i64 = crate::redis::bounded(
+                "XLEN",
+                redis::cmd("XLEN")
+                    .arg(self.node.keys.stream())
+                    .query_async(&mut c),
+            )
+            .await?;
+            out.push(format!(
+                "redis {} answers; the stream holds {len} events; {} trusted peers",
+                self.node.url_shown.as_deref().unwrap_or("?"),
+                self.node.trust.hosts().len()
+            ));
+        }
+        if let Some(f) = &self.node.config.fanout {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(3),
+                tokio::net::TcpStream::connect(&f.server),
+            )
+            .await
+            .map_err(|_| {
+                ClusterError::Other(format!("fanout server {}: connect timed out", f.server))
+            })?
+            .map_err(|e| ClusterError::Other(format!("fanout server {}: {e}", f.server)))?;
+            out.push(format!(
+                "fanout server {} accepts connections (messages are unsigned)",
+                f.server
+            ));
+        }
+        Ok(out.join("; "))
+    }
+
     /// What `netban cluster status` prints. Reads the store: call it off the async threads.
     pub fn status(&self) -> Result<ClusterStatus, StoreError> {
         crate::status::collect(&self.node)

@@ -225,6 +225,8 @@ async fn the_standby_takes_the_hub_lock_when_the_holder_stops_renewing() {
         "one writer while the holder renews"
     );
     let term1 = g1.term().unwrap();
+    assert!(g1.valid_until().is_some() && g2.valid_until().is_none());
+    assert!(h1.cluster.check().await.unwrap().contains("answers"));
     // kill -9 of hub1: its renewals stop; it stops writing on its own before the TTL.
     t1.abort();
     let term2 = tokio::time::timeout(Duration::from_secs(5), g2.holder())
