@@ -5,7 +5,9 @@
 //! from Debian, netconfd (Debian) behind a private OpenSSH sshd, redis-server from Debian,
 //! and a small fault-injecting HTTP proxy that sits in front of a real server; the nftables
 //! tests get a private network namespace each ([`netns`]) with the real nft.
-//! Nothing here imitates a server. When a component is missing the harness panics with the
+//! [`fanout`] is the one exception: a minimal fanout-protocol server, because the real one is
+//! not installable here (shared/reference/cluster.md specifies its protocol).
+//! Nothing else here imitates a server. When a component is missing the harness panics with the
 //! command that installs it (`scripts/test` does): tests never pass by skipping.
 //!
 //! And the pieces every netban test shares, once each: the runner of the real binary
@@ -17,6 +19,7 @@ pub mod control;
 pub mod daemon;
 pub mod exafs;
 pub mod fail2ban;
+pub mod fanout;
 pub mod http;
 pub mod jwt;
 pub mod netconf_client;

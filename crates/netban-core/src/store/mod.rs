@@ -9,7 +9,8 @@
 //!   transaction;
 //! - [`records`]: what each sink holds, and the work pending on it;
 //! - [`events`]: the outbox and its consumers' cursors;
-//! - [`meta`]: counters, the instance id, what netban keeps on sinks on purpose, refusals.
+//! - [`meta`]: counters, the instance id, what netban keeps on sinks on purpose, refusals;
+//! - [`peers`]: the cluster's peers, stream cursors and fleet-wide unbans to publish.
 //!
 //! Schema changes are numbered migration files in `migrations/`, applied in order and
 //! recorded in `PRAGMA user_version`. Every error names the database file.
@@ -17,10 +18,12 @@
 mod events;
 mod leases;
 mod meta;
+mod peers;
 mod records;
 
 pub use leases::{LeaseChange, LeaseFacts};
 pub use meta::{Kept, Refused};
+pub use peers::{BusCursor, PeerMark, PeerProgress, PeerState, RevokeRequest};
 pub use records::{RecordOp, RecordState, SinkRecord};
 
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -33,6 +36,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_outbox.sql"),
+    include_str!("../../migrations/0003_cluster.sql"),
 ];
 
 /// How long a process waits for another one's write lock before giving up.
