@@ -3,11 +3,13 @@
 //! Everything here starts a *real* component on a free loopback port, inside a temporary
 //! directory that is removed when the handle is dropped: ExaFS from PyPI (`exafs`), fail2ban
 //! from Debian, netconfd (Debian) behind a private OpenSSH sshd, redis-server from Debian,
-//! and a small fault-injecting HTTP proxy that sits in front of a real server; the nftables
+//! a small fault-injecting HTTP proxy that sits in front of a real server, and headless
+//! Chromium behind chromedriver ([`chromium`]) for the dashboard; the nftables
 //! tests get a private network namespace each ([`netns`]) with the real nft.
 //! Nothing here imitates a server. When a component is missing the harness panics with the
 //! command that installs it (`scripts/test` does): tests never pass by skipping.
 
+pub mod chromium;
 pub mod exafs;
 pub mod fail2ban;
 pub mod http;
