@@ -27,7 +27,7 @@ use crate::process::{free_port, kill_group, spawn_guarded};
 pub const INSTALL_HINT: &str = "install Debian's chromium and chromium-driver (scripts/test does: apt-get install --no-install-recommends chromium chromium-driver fonts-dejavu-core)";
 
 /// The element key of a WebDriver element reference (W3C).
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecc";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A WebDriver call waits at most this long.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);

@@ -34,8 +34,10 @@ function header(label, key, cls) {
   return th;
 }
 
-function sinkCell(s, now) {
-  if (!s) return el("td", {}, el("span", { class: "badge none", text: "–", title: "this sink does not take this target" }));
+const narrow = matchMedia("(max-width: 760px)");
+
+function badge(s, now, prefix) {
+  if (!s) return el("span", { class: "badge none", text: prefix ? `${prefix}: –` : "–", title: "this sink does not take this target" });
   const title = [];
   if (s.remote_id) title.push(`remote id ${s.remote_id}`);
   if (s.expires) title.push(`expires ${utc(s.expires)}`);
@@ -43,13 +45,21 @@ function sinkCell(s, now) {
   if (s.not_enforced) title.push(s.not_enforced);
   if (s.next_try) title.push(`next try ${rel(s.next_try, now)}`);
   if (s.foreign_owner) title.push(`made by ${s.foreign_owner}`);
-  return el("td", {}, el("span", { class: `badge ${s.state}`, text: stateWords(s), title: title.join("\n") || null }));
+  const words = stateWords(s);
+  return el("span", { class: `badge ${s.state}`, text: prefix ? `${prefix}: ${words}` : words, title: title.join("\n") || null });
+}
+
+/** One column per sink on a wide screen; one "Sinks" column of badges on a phone. */
+function sinkCells(it, sinks, now) {
+  if (narrow.matches) return el("td", { class: "sinks" }, sinks.map((s) => badge(it.sinks[s], now, s)));
+  return sinks.map((s) => el("td", {}, badge(it.sinks[s], now, null)));
 }
 
 function render(a) {
   const sinks = a.sinks;
   const thead = document.querySelector("#active thead");
-  fill(thead, el("tr", {}, header("Target", "target"), header("Jails", "jail", "jails"), header("Since", "since", "opt"), header("Expires", "until"), sinks.map((s) => header(s, "state"))));
+  const wide = !narrow.matches;
+  fill(thead, el("tr", {}, header("Target", "target"), wide ? header("Jails", "jail", "jails") : null, header("Since", "since", "opt"), header("Expires", "until"), narrow.matches ? header("Sinks", "state") : sinks.map((s) => header(s, "state"))));
   const tbody = document.querySelector("#active tbody");
   const rows = a.items.map((it) => {
     const jails = it.leases.length
@@ -58,16 +68,16 @@ function render(a) {
     return el(
       "tr",
       { "data-target": it.target },
-      el("td", { class: "mono", text: it.target }),
-      el("td", { class: "jails" }, jails),
+      wide ? el("td", { class: "mono", text: it.target }) : el("td", { class: "jails" }, el("div", { class: "mono", text: it.target }), jails),
+      wide ? el("td", { class: "jails" }, jails) : null,
       el("td", { class: "opt", text: it.since ? rel(it.since, a.now) : "", title: utc(it.since) }),
       el("td", { text: it.permanent ? "permanent" : it.until ? rel(it.until, a.now) : "–", title: utc(it.until) }),
-      sinks.map((s) => sinkCell(it.sinks[s], a.now)),
+      sinkCells(it, sinks, a.now),
     );
   });
   if (rows.length === 0) {
     const text = a.total === 0 ? "nothing is blocked" : "no target matches the search";
-    rows.push(el("tr", {}, el("td", { class: "empty", colspan: 4 + sinks.length, text })));
+    rows.push(el("tr", {}, el("td", { class: "empty", colspan: wide ? 4 + sinks.length : 4, text })));
   }
   fill(tbody, rows);
   const from = a.matched ? a.offset + 1 : 0;
@@ -103,6 +113,7 @@ export async function refresh() {
 /** Wires the search box, the state filter and the pager; `cb(active, error)` after loads. */
 export function setup(cb) {
   onData = cb;
+  narrow.addEventListener("change", () => last && render(last));
   const search = document.getElementById("search");
   let timer = null;
   search.addEventListener("input", () => {

@@ -39,13 +39,26 @@ function note(what, error) {
   else state.errors.delete(what);
 }
 
+function statsOff(off) {
+  document.getElementById("stats-off").classList.toggle("hidden", !off);
+  document.getElementById("charts").classList.toggle("hidden", off);
+  document.getElementById("range").classList.toggle("hidden", off);
+}
+
 async function loadStats() {
+  // The status says whether statistics are on: asking when they are off would only earn a
+  // 404 (and a console error).
+  if (state.status && !state.status.stats) {
+    state.summary = null;
+    note("statistics", null);
+    statsOff(true);
+    return;
+  }
   try {
     const s = await get(`stats/summary?days=${state.days}&limit=10`);
     state.summary = s;
     note("statistics", null);
-    document.getElementById("stats-off").classList.add("hidden");
-    document.getElementById("charts").classList.remove("hidden");
+    statsOff(false);
     charts.draw(s);
     charts.fitLegends();
     tables.tops(s);
@@ -53,8 +66,7 @@ async function loadStats() {
     state.summary = null;
     if (e.status === 404) {
       note("statistics", null);
-      document.getElementById("stats-off").classList.remove("hidden");
-      document.getElementById("charts").classList.add("hidden");
+      statsOff(true);
     } else {
       note("statistics", e);
     }
@@ -71,6 +83,10 @@ async function loadStatus() {
 }
 
 async function loadCluster() {
+  if (!state.status || !state.status.cluster) {
+    tables.cluster(null);
+    return;
+  }
   try {
     tables.cluster(await get("cluster"));
     note("cluster", null);
@@ -84,7 +100,7 @@ async function refresh() {
   if (state.loading) return;
   state.loading = true;
   try {
-    await Promise.all([loadStats(), loadStatus(), loadCluster(), active.refresh()]);
+    await Promise.all([loadStatus().then(() => Promise.all([loadStats(), loadCluster()])), active.refresh()]);
     redraw();
     document.getElementById("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
     document.body.dataset.loaded = "true";

@@ -31,23 +31,23 @@ export function utc(secs) {
   return new Date(secs * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC";
 }
 
-/** `3 h 5 min`, `2 d 4 h`, `45 s` */
-export function span(secs) {
+/** `3 h 5 min`, `2 d 4 h`, `45 s`; `coarse`: the largest unit only (`3 h`, `2 d`). */
+export function span(secs, coarse = false) {
   secs = Math.max(0, Math.round(secs));
   if (secs < 60) return `${secs} s`;
   const m = Math.floor(secs / 60);
   if (m < 60) return `${m} min`;
   const h = Math.floor(m / 60);
-  if (h < 48) return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
+  if (h < 48) return m % 60 && !coarse ? `${h} h ${m % 60} min` : `${h} h`;
   const d = Math.floor(h / 24);
-  return h % 24 ? `${d} d ${h % 24} h` : `${d} d`;
+  return h % 24 && !coarse ? `${d} d ${h % 24} h` : `${d} d`;
 }
 
 /** `5 min ago` / `in 2 h` relative to `now` (unix seconds). */
-export function rel(secs, now) {
+export function rel(secs, now, coarse = false) {
   if (secs === null || secs === undefined) return "";
   const d = secs - now;
-  return d >= 0 ? `in ${span(d)}` : `${span(-d)} ago`;
+  return d >= 0 ? `in ${span(d, coarse)}` : `${span(-d, coarse)} ago`;
 }
 
 /** A day `YYYY-MM-DD` as `Dec 1`. */

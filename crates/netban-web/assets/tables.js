@@ -18,7 +18,7 @@ export function cards(status, active, summary, days) {
   }
   if (active) {
     const c = active.counts || {};
-    out.push(card("Blocked now", num(active.total), `${num(c.in_place || 0)} in place everywhere`));
+    out.push(card("Blocked now", num(active.total), `${num(c.in_place || 0)} in place on every sink`));
     const failing = (c.failing || 0) + (c.not_enforced || 0);
     out.push(card("Failing", num(failing), `${num(c.pending || 0)} pending, ${num(c.removing || 0)} removing`, failing ? "bad" : ""));
   }
@@ -95,7 +95,7 @@ export function tops(s) {
     "top-offenders",
     [["target"], ["bans", "num"], ["last seen"], ["country"], ["jail", "opt"]],
     s.top_offenders.map((o) =>
-      el("tr", {}, el("td", { class: "mono", text: o.target }), el("td", { class: "num", text: num(o.bans) }), el("td", { text: rel(o.last_seen, now), title: utc(o.last_seen) }), el("td", { text: o.country, title: countryName(o.country) }), el("td", { class: "opt", text: o.jail })),
+      el("tr", {}, el("td", { class: "mono", text: o.target }), el("td", { class: "num", text: num(o.bans) }), el("td", { text: rel(o.last_seen, now, true), title: utc(o.last_seen) }), el("td", { text: o.country, title: countryName(o.country) }), el("td", { class: "opt", text: o.jail })),
     ),
   );
   const hp = document.getElementById("hosts-panel");
@@ -110,7 +110,7 @@ export function tops(s) {
         el("td", { class: "mono", text: h.host }),
         el("td", { class: "num", text: num(h.bans) }),
         el("td", { class: "opt", text: Object.entries(h.by_jail).sort((a, b) => b[1] - a[1]).slice(0, 4).map(([j, n]) => `${j} ${num(n)}`).join(", ") }),
-        el("td", { text: h.last_seen ? rel(h.last_seen, now) : "", title: utc(h.last_seen) }),
+        el("td", { text: h.last_seen ? rel(h.last_seen, now, true) : "", title: utc(h.last_seen) }),
       ),
     ),
   );
@@ -141,6 +141,8 @@ export function cluster(c) {
   const peers = Array.isArray(c.peers) ? c.peers : c.peers && typeof c.peers === "object" ? Object.entries(c.peers).map(([host, p]) => ({ host, ...(typeof p === "object" ? p : { value: p }) })) : [];
   const cols = [];
   for (const p of peers) for (const [k, v] of Object.entries(p)) if (scalar(v) && !cols.includes(k)) cols.push(k);
+  // The peer's name first, whatever order the JSON has.
+  cols.sort((a, b) => ["host", "id", "name"].includes(b) - ["host", "id", "name"].includes(a));
   const t = document.getElementById("cluster-peers");
   if (peers.length === 0) {
     fill(t, el("tbody", {}, el("tr", {}, el("td", { class: "empty", text: "no peers" }))));
