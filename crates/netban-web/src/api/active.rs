@@ -145,8 +145,6 @@ pub(crate) struct Item {
     pub sinks: BTreeMap<String, SinkState>,
     #[serde(skip)]
     key: Target,
-    #[serde(skip)]
-    haystack: String,
 }
 
 /// Every row, before searching and paging.
@@ -176,7 +174,6 @@ pub(crate) fn picture(b: &dyn Backend, now: i64) -> Result<Picture, ApiError> {
         state: "none",
         sinks: BTreeMap::new(),
         key: t,
-        haystack: String::new(),
     };
     for l in &leases {
         let it = by_target
@@ -213,16 +210,6 @@ pub(crate) fn picture(b: &dyn Backend, now: i64) -> Result<Picture, ApiError> {
                 .map(|s| s.state)
                 .max_by_key(|s| rank(s))
                 .unwrap_or("none");
-            let mut h = it.target.clone();
-            for l in &it.leases {
-                h.push_str(&format!(" {} {}", l.jail, l.origin));
-            }
-            for (name, s) in &it.sinks {
-                h.push_str(&format!(" {name} {name}:{}", s.state));
-            }
-            h.push(' ');
-            h.push_str(it.state);
-            it.haystack = h.to_lowercase();
             it
         })
         .collect();
@@ -235,9 +222,26 @@ pub(crate) fn picture(b: &dyn Backend, now: i64) -> Result<Picture, ApiError> {
 /// Whether `it` matches every word of the search: a substring of its target, jails,
 /// origins, sink names and states; an address also matches the networks that cover it.
 fn matches(it: &Item, words: &[(String, Option<Target>)]) -> bool {
-    words.iter().all(|(w, t)| {
-        it.haystack.contains(w.as_str()) || t.is_some_and(|t| it.key.overlaps(&t.net()))
-    })
+    if words.is_empty() {
+        return true;
+    }
+    let mut h = it.target.clone();
+    for l in &it.leases {
+        for part in [" ", &l.jail, " ", &l.origin] {
+            h.push_str(part);
+        }
+    }
+    for (name, s) in &it.sinks {
+        for part in [" ", name, " ", name, ":", s.state] {
+            h.push_str(part);
+        }
+    }
+    h.push(' ');
+    h.push_str(it.state);
+    let h = h.to_lowercase();
+    words
+        .iter()
+        .all(|(w, t)| h.contains(w.as_str()) || t.is_some_and(|t| it.key.overlaps(&t.net())))
 }
 
 pub(crate) async fn active(State(app): State<Arc<App>>, q: RawQuery) -> Response {
