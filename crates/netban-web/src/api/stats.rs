@@ -137,7 +137,7 @@ pub(crate) async fn summary(State(app): State<Arc<App>>, q: RawQuery) -> Respons
             "hosts": hosts,
             "first": w.first,
             "last": w.last,
-            "zone": s.zone().iana_name().unwrap_or("UTC"),
+            "zone": s.zone().iana_name(),
             "backend": b.name(),
             "generated": now,
         }))
