@@ -7,8 +7,12 @@
 //!
 //! ```text
 //! cargo run --release -p netban-web --features bench --bin netban-web-bench -- \
-//!     [--events N] [--days D] [--targets T] [--runs R]
+//!     [--events N] [--days D] [--targets T] [--runs R] [--keep DIR]
 //! ```
+//!
+//! `--keep DIR` leaves the state in `DIR/state` (the state database and `stats.db`, as a
+//! daemon's `state_dir` holds them) for a real daemon to serve: point `state_dir` there,
+//! with `host_id = "web-01"`, `[stats]`, and two exec sinks `fw` and `exafs`.
 //!
 //! The bans are deterministic (a fixed-seed generator) and skewed the way attack sources
 //! are: 2,000 repeat offenders and 300,000 one-off addresses, 20 common countries and 160
@@ -36,6 +40,7 @@ struct Args {
     days: u32,
     targets: usize,
     runs: usize,
+    keep: Option<std::path::PathBuf>,
 }
 
 fn args() -> Result<Args, String> {
@@ -44,9 +49,14 @@ fn args() -> Result<Args, String> {
         days: 400,
         targets: 20_000,
         runs: 7,
+        keep: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--keep" {
+            a.keep = Some(it.next().ok_or("--keep needs a directory")?.into());
+            continue;
+        }
         let mut value = || {
             it.next()
                 .ok_or_else(|| format!("{flag} needs a value"))?
@@ -60,7 +70,7 @@ fn args() -> Result<Args, String> {
             "--runs" => a.runs = value()?.max(1),
             _ => {
                 return Err(
-                    "usage: netban-web-bench [--events N] [--days D] [--targets T] [--runs R]"
+                    "usage: netban-web-bench [--events N] [--days D] [--targets T] [--runs R] [--keep DIR]"
                         .into(),
                 );
             }
@@ -231,11 +241,14 @@ fn sinks() -> Vec<SinkDef> {
 
 async fn run(a: Args) -> Result<(), String> {
     let e = |x: &dyn std::fmt::Display| x.to_string();
-    let dir = tempfile::tempdir().map_err(|x| e(&x))?;
+    let tmp = tempfile::tempdir().map_err(|x| e(&x))?;
+    let base = a.keep.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let state_dir = base.join("state");
+    netban_core::store::create_private_dir(&state_dir).map_err(|x| e(&x))?;
     let now = netban_core::clock::now();
     let (rss0, _) = memory();
     eprintln!("loading {} bans over {} days", a.events, a.days);
-    let db = SqliteBackend::open(&dir.path().join("stats.db")).map_err(|x| e(&x))?;
+    let db = SqliteBackend::open(&state_dir.join("stats.db")).map_err(|x| e(&x))?;
     let t = Instant::now();
     let mut bans = history(a.events, a.days, now, "web-01");
     loop {
@@ -250,7 +263,7 @@ async fn run(a: Args) -> Result<(), String> {
     let stats =
         Arc::new(Stats::new("web-01", TimeZone::UTC, 3660, geo, Arc::new(db)).map_err(|x| e(&x))?);
     eprintln!("loading {} live targets on two sinks", a.targets);
-    let store = Arc::new(Store::open(&dir.path().join("state")).map_err(|x| e(&x))?);
+    let store = Arc::new(Store::open(&state_dir).map_err(|x| e(&x))?);
     let mut rng = Rng(7);
     for i in 0..a.targets {
         let target = address(10_000_000 + i as u64);

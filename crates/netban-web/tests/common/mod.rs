@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod page;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
