@@ -1,4 +1,5 @@
-//! Serving with limits: a connection cap, a header timeout, a lifetime cap, GET/HEAD only.
+//! Serving with limits: a connection cap, a header timeout, a lifetime cap, GET/HEAD only
+//! (and `POST /login`, the login form of the dashboard).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -80,12 +81,15 @@ pub async fn serve(
     }
 }
 
-/// Only GET and HEAD: the listener is read-only.
+/// Only GET and HEAD: the listener is read-only. The one exception is the login form, which
+/// changes nothing but the browser's cookie.
 async fn read_only(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    if req.method() == Method::GET || req.method() == Method::HEAD {
+    let m = req.method();
+    if m == Method::GET || m == Method::HEAD || (m == Method::POST && req.uri().path() == "/login")
+    {
         next.run(req).await
     } else {
         (StatusCode::METHOD_NOT_ALLOWED, "read-only\n").into_response()
