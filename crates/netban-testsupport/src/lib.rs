@@ -19,7 +19,6 @@ pub mod chromium;
 pub mod config;
 pub mod control;
 pub mod daemon;
-
 pub mod exafs;
 pub mod fail2ban;
 pub mod fanout;
