@@ -6,7 +6,7 @@
 //! is counted under [`UNTRUSTED`], never under the name it claims: anybody who can write to
 //! the bus could otherwise fill the table with made-up names.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The origin under which events from untrusted or unreadable origins are counted.
 pub const UNTRUSTED: &str = "(untrusted)";
@@ -84,7 +84,7 @@ impl Verdict {
 }
 
 /// Events of one origin, by what became of them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub accepted: u64,
     pub bad_signature: u64,

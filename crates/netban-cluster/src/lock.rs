@@ -17,7 +17,7 @@
 //! pass.
 
 use std::future::Future;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::Script;
@@ -28,6 +28,7 @@ use crate::redis::{BusError, Keys};
 static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then \
+           redis.call('SADD', KEYS[3], ARGV[3]) \
            return redis.call('INCR', KEYS[2]) \
          end \
          return 0",
@@ -64,11 +65,18 @@ struct View {
 pub struct LockGate {
     sink: String,
     rx: watch::Receiver<View>,
+    hubs: Arc<Mutex<Vec<String>>>,
 }
 
 impl LockGate {
     pub fn sink(&self) -> &str {
         &self.sink
+    }
+
+    /// The other hosts that ever held this sink's lock (read at each acquisition): their
+    /// entries on the sink are this holder's to keep, adopt and remove, as if its own.
+    pub fn other_hubs(&self) -> Vec<String> {
+        self.hubs.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// True while this host holds the lock and the last renewal is recent enough.
@@ -115,6 +123,9 @@ pub struct HubLock {
     client: redis::Client,
     key: String,
     term_key: String,
+    holders_key: String,
+    host: String,
+    hubs: Arc<Mutex<Vec<String>>>,
     token: String,
     sink: String,
     ttl: Duration,
@@ -130,10 +141,14 @@ impl HubLock {
         ttl: Duration,
     ) -> (HubLock, LockGate) {
         let (tx, rx) = watch::channel(View::default());
+        let hubs = Arc::new(Mutex::new(Vec::new()));
         let lock = HubLock {
             client,
             key: keys.lock(sink),
             term_key: keys.lock_term(sink),
+            holders_key: keys.lock_holders(sink),
+            host: host.to_string(),
+            hubs: hubs.clone(),
             token: format!("{host}:{:016x}", fastrand::u64(..)),
             sink: sink.to_string(),
             ttl,
@@ -142,6 +157,7 @@ impl HubLock {
         let gate = LockGate {
             sink: sink.to_string(),
             rx,
+            hubs,
         };
         (lock, gate)
     }
@@ -220,12 +236,25 @@ impl HubLock {
                     ACQUIRE
                         .key(&self.key)
                         .key(&self.term_key)
+                        .key(&self.holders_key)
                         .arg(&self.token)
                         .arg(ttl_ms)
+                        .arg(&self.host)
                         .invoke_async(c),
                 )
                 .await?;
                 if term > 0 {
+                    let members: Vec<String> = crate::redis::bounded(
+                        "reading the hub lock's holders",
+                        redis::cmd("SMEMBERS").arg(&self.holders_key).query_async(c),
+                    )
+                    .await
+                    .unwrap_or_default();
+                    *self.hubs.lock().unwrap_or_else(|p| p.into_inner()) = members
+                        .into_iter()
+                        .filter(|h| *h != self.host)
+                        .take(64)
+                        .collect();
                     tracing::info!(
                         "cluster: hub lock of sink {} taken (term {term}); starting with a full repair pass",
                         self.sink

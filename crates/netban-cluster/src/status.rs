@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use netban_core::clock;
 use netban_core::outbox::Consumer;
 use netban_core::store::{PeerMark, Store, StoreError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::ClusterConfig;
 use crate::counts::{Counts, Verdict};
@@ -25,7 +25,7 @@ pub const FANOUT_CONSUMER: &str = "fanout";
 pub const RECEIVER_CURSOR: &str = "receiver";
 
 /// One connection's state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkStatus {
     pub connected: bool,
     /// Unix seconds of the last connect or disconnect.
@@ -103,7 +103,7 @@ impl LiveInner {
 }
 
 /// The Redis bus.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BusStatus {
     /// The URL, credentials redacted.
     pub url: Option<String>,
@@ -122,7 +122,7 @@ pub struct BusStatus {
 }
 
 /// One origin (a trusted peer, `fanout`, or `(untrusted)`).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PeerStatus {
     pub host: String,
     pub trusted: bool,
@@ -141,7 +141,7 @@ pub struct PeerStatus {
 }
 
 /// Everything.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ClusterStatus {
     pub host: String,
     /// `None` without a Redis bus.

@@ -75,7 +75,13 @@ pub enum Command {
         after_help = "Examples:\n  netban stats\n  netban stats --days 7 --json\nNeeds a [stats] section in the config (docs/stats.md). With the Redis backend the numbers are the fleet's."
     )]
     Stats(StatsArgs),
-    /// Run the delivery daemon: reconcile loop, repair, expiry, statistics, web, metrics.
+    /// The cluster: this host's signing key; the bus, peers, lag, caps.
+    #[command(
+        after_help = "Examples:\n  netban cluster keygen                 (writes [cluster] key_file, prints the line for peers)\n  netban cluster keygen --out /etc/netban/cluster.key\n  netban cluster status --json\nSee docs/cluster.md."
+    )]
+    Cluster(ClusterArgs),
+    /// Run the delivery daemon: reconcile loop, repair, expiry, cluster, statistics, web,
+    /// metrics.
     Daemon,
     /// Print the man pages (roff) or shell completions, generated from these definitions.
     #[command(
@@ -87,6 +93,26 @@ pub enum Command {
         after_help = "Examples:\n  netban migrate exafs-action --from /etc/fail2ban/exafs.cfg\n  netban --config /etc/netban/netban.toml migrate exafs-action --from /etc/fail2ban/exafs.cfg --write\n  netban migrate exafs-action --from /etc/fail2ban/exafs.cfg --rules /var/lib/fail2ban/exafs/rules.json --dry-run"
     )]
     Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    pub what: ClusterWhat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterWhat {
+    /// Write this host's Ed25519 secret key (0600, never over a file) and print the line
+    /// its peers paste under [cluster.peers].
+    Keygen {
+        /// Where [default: [cluster] key_file, /etc/netban/cluster.key].
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// The bus (connected, what waits to be published, how far behind), every peer (last
+    /// event, sequence, accepted, refused by cause, caps hit), the exclusive sinks' locks.
+    Status,
 }
 
 #[derive(Debug, Args)]
@@ -154,8 +180,12 @@ pub struct BanArgs {
 #[derive(Debug, Args)]
 pub struct UnbanArgs {
     /// Only this jail's ban ends [default: every local ban of the address].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "everywhere")]
     pub jail: Option<String>,
+    /// Every host of the cluster ends every lease of the address (a signed revoke; peers
+    /// accept it from the hosts in [cluster] revoke_from).
+    #[arg(long)]
+    pub everywhere: bool,
     /// Address or network.
     pub ip: String,
 }

@@ -64,6 +64,7 @@ impl Context {
     pub fn load_file(cli: &Cli, file: Option<&Path>) -> CliResult<Context> {
         let (config, source) = load_config(file)?;
         let sinks = crate::sinks::define(&config).map_err(|e| CliError::Config(e.to_string()))?;
+        crate::cluster::check_exclusive(crate::cluster::config(&config)?.as_ref(), &sinks)?;
         logging::init(&config.log, cli.verbose);
         if config.has_inline_secret(&sinks)
             && let ConfigSource::Given(p) | ConfigSource::Default(p) = &source
@@ -123,13 +124,19 @@ impl Context {
         let store = self.store()?;
         let guard = self.guard()?;
         let env = self.env()?;
-        Ok(Engine::new(
+        let engine = Engine::new(
             store,
             guard,
             self.sinks.clone(),
             env,
             self.config.reconcile.clone(),
-        ))
+        );
+        // Only the daemon holding the fleet's lock writes an exclusive sink: its runner
+        // opens the gate; every other pass leaves the work pending for it.
+        for slot in engine.slots().iter().filter(|s| s.def.common.exclusive) {
+            slot.set_gate(std::sync::Arc::new(|| false));
+        }
+        Ok(engine)
     }
 
     /// The config file's path, when there is one.

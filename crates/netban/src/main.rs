@@ -4,6 +4,7 @@
 #[macro_use]
 mod output;
 mod cli;
+mod cluster;
 mod cmd;
 mod context;
 mod daemon;

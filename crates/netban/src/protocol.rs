@@ -41,6 +41,9 @@ pub enum Request {
         #[serde(default)]
         timeout: Option<f64>,
     },
+    /// The cluster's state, with the live connections only the daemon knows.
+    #[serde(rename = "cluster_status")]
+    ClusterStatus,
 }
 
 /// An answer.
@@ -70,6 +73,9 @@ pub struct Response {
     pub pending: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sinks: Option<serde_json::Value>,
+    /// ClusterStatus: netban-cluster's `ClusterStatus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<serde_json::Value>,
 }
 
 impl Response {
@@ -114,7 +120,8 @@ pub fn call(socket: &Path, req: &Request, timeout: Duration) -> Option<Response>
     line.push('\n');
     sock.write_all(line.as_bytes()).ok()?;
     let mut answer = String::new();
-    BufReader::new(std::io::Read::take(&sock, 64 * 1024))
+    // A cluster status with a thousand peers is a few hundred kilobytes.
+    BufReader::new(std::io::Read::take(&sock, 4 << 20))
         .read_line(&mut answer)
         .ok()?;
     serde_json::from_str(&answer).ok()

@@ -36,13 +36,19 @@ pub fn open(ctx: &mut Context) -> CliResult<Option<Arc<Stats>>> {
     };
     let state_dir = ctx.store()?.dir().to_path_buf();
     let host_id = ctx.config.host_id();
+    // The Redis backend's default server is the cluster's bus.
+    let cluster = crate::cluster::config(&ctx.config)?;
+    let cluster_redis = match cluster.as_ref().filter(|c| c.has_redis()) {
+        Some(c) => Some(c.redis_url().map_err(|e| CliError::Config(e.to_string()))?),
+        None => None,
+    };
     let stats = Stats::open(
         &cfg,
         netban_stats::OpenEnv {
             state_dir: &state_dir,
             host_id: &host_id,
-            cluster_redis: None,
-            cluster_prefix: None,
+            cluster_redis: cluster_redis.as_ref(),
+            cluster_prefix: cluster.as_ref().map(|c| c.prefix.as_str()),
         },
     )
     .map_err(|e| CliError::Config(e.to_string()))?;

@@ -157,6 +157,10 @@ impl Keys {
     pub fn lock_term(&self, sink: &str) -> String {
         format!("{}:lock:{sink}:term", self.prefix)
     }
+    /// The hosts that ever held the lock (the hubs of the sink).
+    pub fn lock_holders(&self, sink: &str) -> String {
+        format!("{}:lock:{sink}:holders", self.prefix)
+    }
 }
 
 /// The stream's epoch, made now if there is none (`SET NX`).

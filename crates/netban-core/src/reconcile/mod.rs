@@ -57,10 +57,15 @@ pub struct SinkPlan {
     pub plan: Plan,
 }
 
+/// Whether this process may write a sink now (an `exclusive` sink: this daemon holds the
+/// fleet's lock for it).
+pub type WriteGate = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// A configured sink; built on first use and kept (connection pools, sessions, tokens).
 pub struct SinkSlot {
     pub def: SinkDef,
     built: Mutex<Option<Arc<dyn Sink>>>,
+    gate: RwLock<Option<WriteGate>>,
 }
 
 impl SinkSlot {
@@ -68,11 +73,27 @@ impl SinkSlot {
         SinkSlot {
             def,
             built: Mutex::new(None),
+            gate: RwLock::new(None),
         }
     }
 
     pub fn name(&self) -> &str {
         self.def.name()
+    }
+
+    /// Passes write this sink only while `gate` says so; otherwise they report it as
+    /// written elsewhere (`standby`) and leave the work pending.
+    pub fn set_gate(&self, gate: WriteGate) {
+        *self.gate.write().unwrap_or_else(|p| p.into_inner()) = Some(gate);
+    }
+
+    /// False while a gate holds writes back (another host writes this sink).
+    pub fn may_write(&self) -> bool {
+        self.gate
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_none_or(|g| g())
     }
 
     /// The driver, built on first use.
@@ -146,6 +167,17 @@ impl Engine {
 
     pub fn env(&self) -> &SinkEnv {
         &self.env
+    }
+
+    /// Hosts whose entries this engine treats as its own.
+    pub fn removable_hosts(&self) -> std::collections::BTreeSet<String> {
+        self.ownership
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .removable
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Hosts whose entries this engine treats as its own (the other hub of exclusive sinks).
@@ -303,6 +335,13 @@ impl Engine {
     ) -> Result<SinkReport, StoreError> {
         let name = slot.name();
         let mut report = SinkReport::new(name);
+        if !opts.dry_run && !slot.may_write() {
+            tracing::debug!(
+                "{name}: exclusive, and another netban holds the fleet's lock for it; the work stays pending for the holder"
+            );
+            report.standby = true;
+            return Ok(report);
+        }
         let lock = if opts.dry_run {
             None
         } else {

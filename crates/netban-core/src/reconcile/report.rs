@@ -22,6 +22,10 @@ pub struct SinkReport {
     pub kept: usize,
     /// Another process held the sink's lock until the deadline.
     pub busy: bool,
+    /// An `exclusive` sink another netban writes now (it holds the fleet's lock): nothing
+    /// was tried, and nothing is this host's to converge.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub standby: bool,
     /// With `--dry-run`: what the pass would send, one line per request.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<String>,
@@ -37,13 +41,15 @@ impl SinkReport {
         }
     }
 
-    /// True when nothing is left to do on this sink.
+    /// True when nothing is left to do on this sink (by this host: a standby's exclusive
+    /// sink is the lock holder's to converge).
     pub fn converged(&self) -> bool {
-        self.failed == 0
-            && self.deferred == 0
-            && self.not_attempted == 0
-            && self.error.is_none()
-            && !self.busy
+        self.standby
+            || self.failed == 0
+                && self.deferred == 0
+                && self.not_attempted == 0
+                && self.error.is_none()
+                && !self.busy
     }
 
     /// The changes made (or, in a dry run, that would be made).

@@ -15,7 +15,19 @@ use crate::target::Target;
 /// The position of an event in its origin's history: `(epoch, seq, sub)`, compared in that
 /// order. `epoch` changes when the origin's state database is new, `seq` is the origin's
 /// outbox event id, `sub` orders a fleet-wide unban among the events (0 for an event).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct PeerMark {
     pub epoch: i64,
     pub seq: i64,

@@ -58,6 +58,11 @@ pub fn run(ctx: &mut Context) -> CliResult {
         ));
     }
     let rt = crate::context::runtime()?;
+    if let Some(cfg) = crate::cluster::config(&ctx.config)? {
+        let line = cluster_check(&rt, cfg, &env.host_id, store.clone(), guard.clone());
+        ok &= !line.contains("FAILED");
+        lines.push(line);
+    }
     let mut results = Vec::new();
     for def in &ctx.sinks {
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -105,4 +110,41 @@ pub fn is_loopback(listen: &str) -> bool {
         .parse::<std::net::SocketAddr>()
         .is_ok_and(|a| a.ip().is_loopback())
         || listen.starts_with("localhost:")
+}
+
+/// The cluster's key and bus, reached like a sink.
+fn cluster_check(
+    rt: &tokio::runtime::Runtime,
+    cfg: netban_cluster::ClusterConfig,
+    host: &str,
+    store: std::sync::Arc<netban_core::store::Store>,
+    guard: netban_core::guard::Guard,
+) -> String {
+    let setup = netban_cluster::Setup::new(
+        cfg,
+        host,
+        store,
+        std::sync::Arc::new(move || guard.clone()),
+        std::sync::Arc::new(|| {}),
+    );
+    let result = netban_cluster::Cluster::new(setup)
+        .map_err(|e| e.to_string())
+        .and_then(|c| {
+            rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(15), c.check())
+                    .await
+                    .map_err(|_| "no answer within 15 s".to_string())?
+                    .map_err(|e| e.to_string())
+            })
+        });
+    match result {
+        Ok(msg) => format!(
+            "cluster: ok: {}",
+            netban_core::config::redact_userinfo(&msg)
+        ),
+        Err(e) => format!(
+            "cluster: FAILED: {}",
+            netban_core::config::redact_userinfo(&e)
+        ),
+    }
 }

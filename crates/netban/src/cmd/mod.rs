@@ -2,6 +2,7 @@
 
 mod ban;
 mod check;
+mod cluster;
 mod explain;
 mod flush;
 mod generate;
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Status => status::run(&mut ctx),
         Command::Explain(a) => explain::run(&mut ctx, a),
         Command::Stats(a) => stats::run(&mut ctx, a),
+        Command::Cluster(a) => cluster::run(&mut ctx, a),
         Command::Daemon => crate::daemon::run(&mut ctx),
         Command::Generate(_) | Command::Migrate(_) => Ok(()),
     }

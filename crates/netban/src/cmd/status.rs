@@ -70,6 +70,7 @@ pub fn run(ctx: &mut Context) -> CliResult {
         }));
     }
     let host_defaulted = ctx.config.host_id.is_none();
+    let cluster = cluster_status(ctx, &socket, daemon_up)?;
     if ctx.json {
         let v = json!({
             "daemon": {"running": daemon_up, "socket": socket},
@@ -80,6 +81,7 @@ pub fn run(ctx: &mut Context) -> CliResult {
             "guard_problems": guard.problems(),
             "refusals_24h": recent_refusals,
             "mass_unbans": mass.iter().map(|(j, at, n, r)| json!({"jail": j, "at": at, "unbanned": n, "restored": r})).collect::<Vec<_>>(),
+            "cluster": cluster.as_ref().map(|(c, _)| c),
         });
         super::print_json(&v);
         return Ok(());
@@ -133,6 +135,11 @@ pub fn run(ctx: &mut Context) -> CliResult {
         }
         say!("{line}");
     }
+    if let Some((c, live)) = &cluster {
+        for line in crate::cluster::lines(c, *live) {
+            say!("{line}");
+        }
+    }
     for k in &kept {
         say!(
             "WARNING: {} {} stays on the sink{}: {} ({})",
@@ -161,4 +168,34 @@ pub fn run(ctx: &mut Context) -> CliResult {
         );
     }
     Ok(())
+}
+
+/// The cluster's state: the daemon's (with its connections) when it answers, else what the
+/// state database knows. The flag says which.
+fn cluster_status(
+    ctx: &mut Context,
+    socket: &std::path::Path,
+    daemon_up: bool,
+) -> CliResult<Option<(netban_cluster::ClusterStatus, bool)>> {
+    let Some(cfg) = crate::cluster::config(&ctx.config)? else {
+        return Ok(None);
+    };
+    let live = daemon_up
+        .then(|| {
+            crate::protocol::call(
+                socket,
+                &crate::protocol::Request::ClusterStatus,
+                std::time::Duration::from_secs(5),
+            )
+        })
+        .flatten()
+        .and_then(|r| r.cluster)
+        .and_then(|v| serde_json::from_value(v).ok());
+    Ok(Some(match live {
+        Some(s) => (s, true),
+        None => (
+            netban_cluster::from_store(&*ctx.store()?, &cfg, &ctx.config.host_id())?,
+            false,
+        ),
+    }))
 }

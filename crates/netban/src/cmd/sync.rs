@@ -42,12 +42,14 @@ pub fn run(ctx: &mut Context, a: SyncArgs) -> CliResult {
         report
             .sinks
             .iter()
+            .filter(|s| !s.standby)
             .map(|s| (s.sink.clone(), s.changes() + s.failed))
             .collect()
     } else {
         engine
             .plans(clock::now())?
             .into_iter()
+            .filter(|p| engine.slot(&p.name).is_none_or(|s| s.may_write()))
             .map(|p| {
                 let n = p.plan.steps.iter().filter(|s| s.calls_sink()).count() + p.plan.deferred;
                 (p.name, n)
@@ -60,7 +62,13 @@ pub fn run(ctx: &mut Context, a: SyncArgs) -> CliResult {
         super::print_json(&v);
     } else {
         let verb = |real: &'static str, dry: &'static str| if ctx.dry_run { dry } else { real };
-        for (s, (_, pending)) in report.sinks.iter().zip(&left) {
+        for s in report.sinks.iter().filter(|s| s.standby) {
+            say!(
+                "{}: exclusive: written by the netban daemon holding the fleet's lock for it, not by this process",
+                s.sink
+            );
+        }
+        for (s, (_, pending)) in report.sinks.iter().filter(|s| !s.standby).zip(&left) {
             let mut line = format!(
                 "{}: {} {}, {} {}, {} {}, {} repaired, {} failed, {} pending",
                 s.sink,

@@ -13,7 +13,7 @@ use netban_core::{Origin, Target, clock, leases};
 use crate::cli::UnbanArgs;
 use crate::context::Context;
 use crate::deliver::deliver;
-use crate::exit::CliResult;
+use crate::exit::{CliError, CliResult};
 use crate::request;
 
 pub fn validate(a: &UnbanArgs) -> CliResult<Target> {
@@ -54,6 +54,9 @@ pub fn run(ctx: &mut Context, a: UnbanArgs) -> CliResult {
         super::print_actions(&report);
         return Ok(());
     }
+    if a.everywhere {
+        return everywhere(ctx, target);
+    }
     let ended = leases::unban(&*ctx.store()?, &target, jail, clock::now())?;
     if jail.is_none() {
         // An operator's command: say what happened.
@@ -67,6 +70,38 @@ pub fn run(ctx: &mut Context, a: UnbanArgs) -> CliResult {
     if ended.is_empty() {
         return Ok(());
     }
+    deliver(ctx, vec![target])
+}
+
+/// `--everywhere`: every lease of the target ends here, and a signed revoke goes to the
+/// fleet with this host's next events (its peers end theirs when they accept it).
+fn everywhere(ctx: &mut Context, target: Target) -> CliResult {
+    let cluster = crate::cluster::config(&ctx.config)?;
+    if !cluster.as_ref().is_some_and(|c| c.has_redis()) {
+        return Err(CliError::Config(
+            "unban --everywhere needs the cluster's bus: set [cluster] redis (docs/cluster.md)"
+                .into(),
+        ));
+    }
+    if ctx.dry_run {
+        say!(
+            "would end every lease of {target} here and ask every host of the cluster to end theirs"
+        );
+        return Ok(());
+    }
+    let host = ctx.config.host_id();
+    let store = ctx.store()?;
+    let ended = netban_cluster::revoke_everywhere(&store, &target, &host, clock::now())?;
+    let jails: Vec<String> = ended
+        .iter()
+        .map(|l| format!("{} ({})", l.jail, l.origin.as_str()))
+        .collect();
+    let here = if jails.is_empty() {
+        "no lease".to_string()
+    } else {
+        format!("the leases of {}", jails.join(", "))
+    };
+    say!("{target}: ended {here} here; the fleet-wide unban goes out with this host's next events");
     deliver(ctx, vec![target])
 }
 

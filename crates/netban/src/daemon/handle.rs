@@ -20,6 +20,12 @@ pub struct DaemonHandle {
     pub resync: Duration,
     /// The statistics, when `[stats]` is on.
     pub stats: Option<Arc<netban_stats::Stats>>,
+    /// The cluster, when `[cluster]` is on.
+    pub cluster: Option<netban_cluster::Cluster>,
+    /// The outbox consumers the daemon runs (their cursors hold back pruning).
+    pub consumers: Vec<&'static str>,
+    /// Unix seconds when the daemon started.
+    pub started: i64,
     beats: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
@@ -37,6 +43,9 @@ impl DaemonHandle {
             bus: Bus::new(),
             resync,
             stats: None,
+            cluster: None,
+            consumers: Vec::new(),
+            started: netban_core::clock::now(),
             beats: Arc::default(),
         }
     }

@@ -77,6 +77,8 @@ impl Daemon {
         let engine = Arc::new(ctx.engine()?.with_observer(metrics.clone()));
         let token = web_token(&config)?;
         let stats = crate::stats::open(ctx)?;
+        let cluster_config = crate::cluster::config(&config)?;
+        crate::cluster::check_exclusive(cluster_config.as_ref(), &ctx.sinks)?;
         let mut h = DaemonHandle::new(
             store.clone(),
             engine.clone(),
@@ -84,6 +86,30 @@ impl Daemon {
             Duration::from_secs_f64(config.daemon.resync_interval),
         );
         h.stats = stats;
+        if let Some(cfg) = cluster_config.clone() {
+            let engine = engine.clone();
+            let bus = h.bus.clone();
+            let setup = netban_cluster::Setup::new(
+                cfg,
+                &config.host_id(),
+                store.clone(),
+                Arc::new(move || engine.guard()),
+                Arc::new(move || {
+                    bus.send(DaemonEvent::LeasesChanged);
+                    bus.send(DaemonEvent::EventsAppended);
+                }),
+            );
+            h.cluster = Some(
+                netban_cluster::Cluster::new(setup).map_err(|e| CliError::Config(e.to_string()))?,
+            );
+        }
+        h.consumers = h
+            .stats
+            .is_some()
+            .then_some(crate::stats::CONSUMER)
+            .into_iter()
+            .chain(crate::cluster::consumers(cluster_config.as_ref()))
+            .collect();
         let socket = config.socket_path();
         let web_addr = self.web.as_ref().and_then(|l| l.local_addr().ok());
         if config.host_id.is_none() {
@@ -107,14 +133,11 @@ impl Daemon {
         }
         let mut components: Vec<Box<dyn Component>> = vec![
             Box::new(components::reconcile::Reconcile),
-            Box::new(components::housekeeping::Housekeeping {
-                consumers: if h.stats.is_some() {
-                    vec![crate::stats::CONSUMER]
-                } else {
-                    vec![]
-                },
-            }),
+            Box::new(components::housekeeping::Housekeeping),
         ];
+        if h.cluster.is_some() {
+            components.push(Box::new(components::cluster::Cluster));
+        }
         if h.stats.is_some() {
             components.push(Box::new(components::stats::StatsIngest));
         }
@@ -156,7 +179,7 @@ impl Daemon {
             },
             socket.display(),
             match web_addr {
-                Some(a) => format!("web http://{a}/ (/healthz, /metrics)"),
+                Some(a) => format!("web http://{a}/ (dashboard, /api/v1, /healthz, /metrics)"),
                 None => "web off".into(),
             }
         );
@@ -307,6 +330,13 @@ async fn reload(ctx: &Context, running: &netban_core::config::Config, h: &Daemon
         || config.web.listen != running.web.listen
     {
         tracing::warn!("reload: state_dir, daemon.socket and web.listen change only at a restart");
+    }
+    if config.cluster.as_ref().map(|c| c.text()) != running.cluster.as_ref().map(|c| c.text())
+        || config.stats.as_ref().map(|c| c.text()) != running.stats.as_ref().map(|c| c.text())
+    {
+        tracing::warn!(
+            "reload: [cluster] and [stats] change only at a restart; they run as they started"
+        );
     }
     let guard_config = config.guard.clone();
     let state_dir = h.store.dir().to_path_buf();

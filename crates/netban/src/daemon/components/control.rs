@@ -132,8 +132,24 @@ async fn handle(req: Request, h: &DaemonHandle) -> Response {
         Request::Unban { ip, jail } => unban(ip, jail, h).await,
         Request::Flush { jail } => flush(jail, h).await,
         Request::Sync { timeout } => return sync(timeout.unwrap_or(60.0), h).await,
+        Request::ClusterStatus => cluster_status(h).await,
     };
     result.unwrap_or_else(|e| Response::error(e.code(), e.to_string()))
+}
+
+async fn cluster_status(h: &DaemonHandle) -> Result<Response, CliError> {
+    let Some(cluster) = h.cluster.clone() else {
+        return Err(CliError::Config(
+            "this daemon runs without [cluster]".into(),
+        ));
+    };
+    let status = tokio::task::spawn_blocking(move || cluster.status())
+        .await
+        .map_err(|e| CliError::Runtime(format!("cluster status task failed: {e}")))??;
+    Ok(Response {
+        cluster: serde_json::to_value(status).ok(),
+        ..Response::ok()
+    })
 }
 
 async fn ban(input: request::BanInput, h: &DaemonHandle) -> Result<Response, CliError> {

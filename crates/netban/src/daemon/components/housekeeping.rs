@@ -20,10 +20,7 @@ const HISTORY: i64 = 30 * 86_400;
 /// The most events kept, whatever the consumers' cursors.
 const MAX_EVENTS: i64 = 500_000;
 
-pub struct Housekeeping {
-    /// Outbox consumers the daemon runs (their cursors hold back pruning).
-    pub consumers: Vec<&'static str>,
-}
+pub struct Housekeeping;
 
 #[async_trait]
 impl Component for Housekeeping {
@@ -51,7 +48,7 @@ impl Component for Housekeeping {
             }
             if last_prune.elapsed() >= PRUNE_EVERY {
                 last_prune = Instant::now();
-                let consumers = self.consumers.clone();
+                let consumers = h.consumers.clone();
                 match h
                     .db(move |s| s.prune_events(&consumers, now - HISTORY, MAX_EVENTS))
                     .await

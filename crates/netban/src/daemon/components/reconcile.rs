@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use netban_cluster::LockGate;
 use netban_core::clock;
 use netban_core::reconcile::{PassOptions, Scope, SinkSlot};
 use tokio::sync::{Notify, broadcast, watch};
@@ -98,8 +99,44 @@ impl Component for Reconcile {
 fn start(h: &DaemonHandle, slot: Arc<SinkSlot>) -> Runner {
     let wake = Arc::new(Notify::new());
     let (stop, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(runner(h.clone(), slot, wake.clone(), stop_rx));
+    let gate = slot
+        .def
+        .common
+        .exclusive
+        .then(|| exclusive(h, &slot, stop_rx.clone()))
+        .flatten();
+    let task = tokio::spawn(runner(h.clone(), slot, wake.clone(), stop_rx, gate));
     Runner { wake, stop, task }
+}
+
+/// An exclusive sink's lock: taken, renewed and released by its own task; the sink's gate
+/// opens only while this daemon holds it. `None` (the gate stays shut): no cluster bus.
+fn exclusive(
+    h: &DaemonHandle,
+    slot: &SinkSlot,
+    mut stop: watch::Receiver<bool>,
+) -> Option<LockGate> {
+    let name = slot.name();
+    let Some(cluster) = &h.cluster else {
+        tracing::error!(
+            "{name}: exclusive, but the daemon runs without [cluster]; nothing will write it"
+        );
+        return None;
+    };
+    match cluster.hub_lock(name) {
+        Ok((lock, gate)) => {
+            tokio::spawn(lock.run(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }));
+            let g = gate.clone();
+            slot.set_gate(Arc::new(move || g.may_write()));
+            Some(gate)
+        }
+        Err(e) => {
+            tracing::error!("{name}: {e}; nothing will write it");
+            None
+        }
+    }
 }
 
 /// Stops a runner after the pass in flight (outcomes are recorded batch by batch).
@@ -113,6 +150,7 @@ async fn runner(
     slot: Arc<SinkSlot>,
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
+    mut gate: Option<LockGate>,
 ) {
     let name = slot.name().to_string();
     let beat = format!("sink {name}");
@@ -121,11 +159,47 @@ async fn runner(
     // a minute, not at every pass.
     let mut next_repair = Instant::now();
     let mut immediate = 0;
+    let mut term = None;
     loop {
         h.beat(&beat);
+        if let Some(g) = gate.as_mut() {
+            // An exclusive sink: only the lock's holder writes; a new holding starts with a
+            // full check (the previous holder may have died mid-batch).
+            if !g.may_write() {
+                if term.take().is_some() {
+                    tracing::warn!(
+                        "{name}: lost the fleet's lock; another netban writes this sink now"
+                    );
+                }
+                tokio::select! {
+                    _ = g.changed() => {}
+                    _ = tokio::time::sleep(MAX_SLEEP) => {}
+                    _ = stop.changed() => break,
+                }
+                continue;
+            }
+            if g.term() != term {
+                term = g.term();
+                // The other hubs' entries are this holder's now.
+                let mut hubs = h.engine.removable_hosts();
+                hubs.extend(g.other_hubs());
+                h.engine.set_removable_hosts(hubs);
+                tracing::info!(
+                    "{name}: holds the fleet's lock (term {}); starting with a full check",
+                    term.unwrap_or_default()
+                );
+                next_repair = Instant::now();
+            }
+        }
         let repair = Instant::now() >= next_repair;
+        // An exclusive sink's pass ends its writes while the lock is surely still held.
+        let budget = Instant::now() + PASS_BUDGET;
+        let deadline = gate
+            .as_ref()
+            .and_then(LockGate::valid_until)
+            .map_or(budget, |t| t.min(budget));
         let opts = PassOptions {
-            deadline: Instant::now() + PASS_BUDGET,
+            deadline,
             force: false,
             repair,
             dry_run: false,
@@ -211,6 +285,7 @@ async fn sync(h: DaemonHandle, req: Arc<SyncRequest>) {
             Ok(engine
                 .plans(clock::now())?
                 .iter()
+                .filter(|p| engine.slot(&p.name).is_none_or(|s| s.may_write()))
                 .map(|p| p.plan.steps.iter().filter(|s| s.calls_sink()).count() + p.plan.deferred)
                 .sum::<usize>())
         })

@@ -36,7 +36,13 @@ impl Backend for Served {
     }
 
     fn metrics(&self) -> String {
-        self.0.metrics.encode(&self.0.store, &self.0.engine)
+        let scrape = crate::daemon::metrics::Scrape {
+            consumers: self.0.consumers.clone(),
+            cluster: self.0.cluster.clone(),
+        };
+        self.0
+            .metrics
+            .encode(&self.0.store, &self.0.engine, &scrape)
     }
 
     fn store(&self) -> Arc<netban_core::store::Store> {
@@ -49,6 +55,15 @@ impl Backend for Served {
 
     fn stats(&self) -> Option<Arc<netban_stats::Stats>> {
         self.0.stats.clone()
+    }
+
+    fn cluster(&self) -> Option<serde_json::Value> {
+        let status = self.0.cluster.as_ref()?.status().ok()?;
+        serde_json::to_value(status).ok()
+    }
+
+    fn started(&self) -> Option<i64> {
+        Some(self.0.started)
     }
 }
 

@@ -9,9 +9,14 @@
 //! - `netban_guard_refusals_total`: targets the guard refused, CLI and daemon together (read
 //!   from the store at each scrape, so it never lags);
 //! - `netban_guard_allowlist_problems`: allowlist files that cannot be used as they are;
-//! - `netban_reconcile_passes_total`.
+//! - `netban_reconcile_passes_total`: passes, one per sink each;
+//! - `netban_outbox_backlog{consumer}`: events an outbox consumer (`stats`, `cluster`,
+//!   `fanout`) has not read yet;
+//! - the cluster's, in [`cluster`].
 //!
 //! No metric has an address in a label: per-target detail is `netban list` / `explain`.
+
+mod cluster;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,7 +59,14 @@ pub struct Metrics {
     refusals: Counter,
     refusals_seen: AtomicU64,
     passes: Counter,
+    backlog: Family<ConsumerLabel, Gauge>,
+    cluster: cluster::ClusterMetrics,
     lock: Mutex<()>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConsumerLabel {
+    consumer: String,
 }
 
 impl Metrics {
@@ -115,9 +127,16 @@ impl Metrics {
         );
         registry.register(
             "reconcile_passes",
-            "Reconcile passes run by the daemon",
+            "Reconcile passes run by the daemon, one per sink each",
             passes.clone(),
         );
+        let backlog = Family::<ConsumerLabel, Gauge>::default();
+        registry.register(
+            "outbox_backlog",
+            "Events an outbox consumer has not read yet",
+            backlog.clone(),
+        );
+        let cluster = cluster::ClusterMetrics::register(&mut registry);
         Metrics {
             registry,
             leases,
@@ -131,6 +150,8 @@ impl Metrics {
             refusals,
             refusals_seen: AtomicU64::new(0),
             passes,
+            backlog,
+            cluster,
             lock: Mutex::new(()),
         }
     }
@@ -165,9 +186,26 @@ impl Metrics {
     }
 
     /// The OpenMetrics text, with the values read at scrape time brought up to date.
-    pub fn encode(&self, store: &Store, engine: &Engine) -> String {
+    pub fn encode(&self, store: &Store, engine: &Engine, scrape: &Scrape) -> String {
         {
             let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+            if let Ok(n) = store.live_lease_count(netban_core::clock::now()) {
+                self.leases.set(n);
+            }
+            for name in &scrape.consumers {
+                if let Ok(n) = netban_core::outbox::Consumer::new(name).lag(store) {
+                    self.backlog
+                        .get_or_create(&ConsumerLabel {
+                            consumer: (*name).to_string(),
+                        })
+                        .set(n);
+                }
+            }
+            if let Some(c) = &scrape.cluster
+                && let Ok(s) = c.status()
+            {
+                self.cluster.update(&s);
+            }
             // Refusals are counted in the store (the CLI refuses most of them); export the
             // growth since the last look so the counter stays monotonic.
             let total = refusal_count(store);
@@ -196,6 +234,14 @@ impl Metrics {
         }
         out
     }
+}
+
+/// What a scrape reads besides the store and the engine.
+#[derive(Default)]
+pub struct Scrape {
+    /// The outbox consumers the daemon runs.
+    pub consumers: Vec<&'static str>,
+    pub cluster: Option<netban_cluster::Cluster>,
 }
 
 /// Guard refusals counted in the store so far (the CLI refuses most of them).
