@@ -328,7 +328,7 @@ impl NetconfConfig {
                 w.push("no list_filter: netban cannot read the blocklist back, so drift repair and the entry count of check are off".to_string());
             }
             if l.ownership == Ownership::List {
-                w.push("ownership = \"list\": every entry of the list counts as netban's, entries added by hand are removed by drift repair; give netban a list of its own".to_string());
+                w.push("ownership = \"list\": every entry of the list counts as netban's; one added by hand is adopted when banned and otherwise kept and reported (`stays on the sink` in netban status) until removed by hand; give netban a list of its own".to_string());
             }
         }
         w

@@ -100,10 +100,8 @@ impl Context {
             return Ok(g.clone());
         }
         let state_dir = self.store()?.dir().to_path_buf();
+        // (Reading a broken file warns, once.)
         let g = Guard::new(&self.config.guard, Some(&state_dir));
-        for p in g.problems() {
-            tracing::warn!("guard: {p}; fix the file");
-        }
         self.guard = Some(g.clone());
         Ok(g)
     }

@@ -26,7 +26,13 @@ pub fn remote(engine: &Engine, timeout: Duration) -> Vec<Remote> {
         for slot in engine.slots() {
             let deadline = Instant::now() + timeout;
             let listed = match slot.sink(&env) {
-                Ok(sink) => sink.held(deadline).await.map_err(|e| e.message),
+                // A sink that keeps no list (exec) cannot show drift: say so, rather
+                // than an empty listing that would read as "everything is missing".
+                Ok(sink) => sink.held(deadline).await.map_err(|e| e.message).and_then(|l| {
+                    l.map(Some).ok_or_else(|| {
+                        "it runs commands and keeps no list; netban's records are all there is".to_string()
+                    })
+                }),
                 Err(e) => Err(e),
             };
             out.push(Remote {

@@ -54,6 +54,21 @@ impl DriverConfig for ExecConfig {
         if self.unban.is_some() && self.unban_batch.is_some() {
             return Err("set unban or unban_batch, not both".into());
         }
+        // A batched sink runs its unbans batched too, and the other way round: a mixed pair
+        // would never run its unban command.
+        match (&self.ban_batch, &self.unban, &self.unban_batch) {
+            (Some(_), Some(_), _) => {
+                return Err(
+                    "ban_batch goes with unban_batch (the removes of a batch run as one command): replace unban with unban_batch".into(),
+                );
+            }
+            (None, _, Some(_)) => {
+                return Err(
+                    "unban_batch goes with ban_batch (the adds of a batch run as one command): replace ban with ban_batch, or unban_batch with unban".into(),
+                );
+            }
+            _ => {}
+        }
         for (key, argv, batch) in [
             ("ban", &self.ban, false),
             ("unban", &self.unban, false),

@@ -250,6 +250,56 @@ impl Sink for ExecSink {
         }
     }
 
+    /// The argv it would run, each argument quoted as a shell would need it to be read back
+    /// (no shell runs it). A batch shows the change's target where `{ips}` or `{prefixes}`
+    /// stands, one command for the batch.
+    fn describe(&self, change: &Change) -> String {
+        let command = match change {
+            Change::Add {
+                remote_id: Some(_), ..
+            } => {
+                return format!(
+                    "{} {}: nothing to run (already banned here)",
+                    change.verb(),
+                    change.target()
+                );
+            }
+            Change::Add { .. } => Some(&self.ban),
+            Change::Remove { .. } => self.unban.as_ref(),
+        };
+        let argv: Vec<String> = match command {
+            None => {
+                return format!(
+                    "{} {}: no unban command configured",
+                    change.verb(),
+                    change.target()
+                );
+            }
+            Some(Command::Each(argv)) => {
+                let vars = self.vars(change.target(), change);
+                argv.iter().map(|t| t.render(&vars)).collect()
+            }
+            Some(Command::Batch(args)) => {
+                let vars =
+                    Vars::new(change.target(), change.lease(), &self.host).with_mark(&self.mark);
+                args.iter()
+                    .map(|a| match a {
+                        Arg::Fixed(t) => t.render(&vars),
+                        Arg::Ips => change.target().ip_display(),
+                        Arg::Prefixes => change.target().to_string(),
+                    })
+                    .collect()
+            }
+        };
+        let shown: Vec<String> = argv.iter().map(|a| quote(a)).collect();
+        format!(
+            "{} {}: run {}",
+            change.verb(),
+            change.target(),
+            shown.join(" ")
+        )
+    }
+
     async fn apply(&self, changes: &[Change], deadline: Instant) -> Vec<Outcome> {
         if self.batched() {
             self.apply_batch(changes, deadline).await
@@ -283,3 +333,15 @@ impl Sink for ExecSink {
 
 #[cfg(test)]
 mod tests;
+
+/// `a` as a POSIX shell would need it written to mean that one argument (for display only).
+fn quote(a: &str) -> String {
+    if !a.is_empty()
+        && a.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b))
+    {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', "'\\''"))
+    }
+}

@@ -229,3 +229,46 @@ fn batch_templates_are_checked() {
         "one of ban or ban_batch"
     );
 }
+
+/// A mixed pair would never run its unban command (its removes go unrun and the target is
+/// forgotten): refused, naming the key to change.
+#[test]
+fn a_batched_ban_needs_a_batched_unban_and_the_other_way_round() {
+    let argv = |a: &[&str]| Some(a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let batch = argv(&["/bin/echo", "{ips}"]);
+    let each = argv(&["/bin/echo", "{ip}"]);
+    let mixed1 = ExecConfig {
+        ban_batch: batch.clone(),
+        unban: each.clone(),
+        ..ExecConfig::default()
+    };
+    assert!(
+        mixed1
+            .validate()
+            .unwrap_err()
+            .contains("replace unban with unban_batch")
+    );
+    let mixed2 = ExecConfig {
+        ban: each.clone(),
+        unban_batch: batch.clone(),
+        ..ExecConfig::default()
+    };
+    assert!(
+        mixed2
+            .validate()
+            .unwrap_err()
+            .contains("unban_batch goes with ban_batch")
+    );
+    let ok = ExecConfig {
+        ban_batch: batch.clone(),
+        unban_batch: batch,
+        ..ExecConfig::default()
+    };
+    assert!(ok.validate().is_ok());
+    let ok = ExecConfig {
+        ban: each.clone(),
+        unban: each,
+        ..ExecConfig::default()
+    };
+    assert!(ok.validate().is_ok());
+}
