@@ -19,9 +19,10 @@ pub mod plan;
 mod record;
 pub mod repair;
 pub mod report;
+mod slot;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use crate::clock;
@@ -29,13 +30,14 @@ use crate::config::{ReconcileConfig, SinkDef, SinkEnv};
 use crate::guard::Guard;
 use crate::lease::Lease;
 use crate::lock::SinkLock;
-use crate::sink::{Retry, Sink};
+use crate::sink::Retry;
 use crate::store::{SinkRecord, Store, StoreError};
 use crate::target::Target;
 pub use pass::{LeaseEdit, PassOptions, Scope};
 use plan::{Desired, Plan, PlanOptions, desired_set, plan_sink};
 pub use repair::Ownership;
 pub use report::{PassReport, SinkReport};
+pub use slot::{SinkSlot, WriteGate};
 
 /// Told about every batch and outcome, for metrics. All methods have empty defaults.
 pub trait Observer: Send + Sync {
@@ -55,57 +57,6 @@ pub struct SinkPlan {
     pub desired: BTreeMap<Target, Desired>,
     pub records: Vec<SinkRecord>,
     pub plan: Plan,
-}
-
-/// Whether this process may write a sink now (an `exclusive` sink: this daemon holds the
-/// fleet's lock for it).
-pub type WriteGate = Arc<dyn Fn() -> bool + Send + Sync>;
-
-/// A configured sink; built on first use and kept (connection pools, sessions, tokens).
-pub struct SinkSlot {
-    pub def: SinkDef,
-    built: Mutex<Option<Arc<dyn Sink>>>,
-    gate: RwLock<Option<WriteGate>>,
-}
-
-impl SinkSlot {
-    fn new(def: SinkDef) -> SinkSlot {
-        SinkSlot {
-            def,
-            built: Mutex::new(None),
-            gate: RwLock::new(None),
-        }
-    }
-
-    pub fn name(&self) -> &str {
-        self.def.name()
-    }
-
-    /// Passes write this sink only while `gate` says so; otherwise they report it as
-    /// written elsewhere (`standby`) and leave the work pending.
-    pub fn set_gate(&self, gate: WriteGate) {
-        *self.gate.write().unwrap_or_else(|p| p.into_inner()) = Some(gate);
-    }
-
-    /// False while a gate holds writes back (another host writes this sink).
-    pub fn may_write(&self) -> bool {
-        self.gate
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_none_or(|g| g())
-    }
-
-    /// The driver, built on first use.
-    pub fn sink(&self, env: &SinkEnv) -> Result<Arc<dyn Sink>, String> {
-        let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = built.as_ref() {
-            return Ok(s.clone());
-        }
-        let s = self.def.spec.build(self.def.name(), env)?;
-        *built = Some(s.clone());
-        Ok(s)
-    }
 }
 
 /// What [`Engine::reconfigure`] changed, by sink name.

@@ -3,8 +3,9 @@ use crate::config::{GuardConfig, SinkCommon, SinkSpec};
 use crate::lease::{Origin, Until};
 use crate::outbox::Cause;
 use crate::owner::{Mark, Owner};
-use crate::sink::{Applied, Change, Commit, HeldEntry, Outcome, SinkError};
+use crate::sink::{Applied, Change, Commit, HeldEntry, Outcome, Sink, SinkError};
 use crate::store::LeaseFacts;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
