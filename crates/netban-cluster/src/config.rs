@@ -28,8 +28,6 @@ pub const DEFAULT_FANOUT_CHANNEL: &str = "Fail2ban";
 pub const DEFAULT_FANOUT_BANTIME: i64 = 3600;
 /// The longest retention accepted: 90 days.
 pub const MAX_RETENTION: u64 = 90 * 86_400;
-/// A Redis URL file is one short line: refuse anything bigger.
-const MAX_URL_FILE: u64 = 4096;
 
 /// `[cluster]`
 #[derive(Debug, Clone, Deserialize)]
@@ -346,37 +344,14 @@ impl FanoutConfig {
 }
 
 fn check_url(key: &str, url: &str) -> Result<(), ClusterConfigError> {
-    if url.starts_with("redis://") || url.starts_with("rediss://") {
-        Ok(())
-    } else {
-        // Never echo the URL: it may hold a password.
-        Err(invalid(
-            key,
-            "is not a redis:// or rediss:// URL (e.g. rediss://netban:PASSWORD@redis.example.net:6379/0)",
-        ))
+    match netban_core::config::redis_url_problem(url) {
+        Some(why) => Err(invalid(key, why)),
+        None => Ok(()),
     }
 }
 
 fn read_url_file(path: &Path) -> Result<Secret, ClusterConfigError> {
-    use std::io::Read as _;
-    let fail =
-        |e: std::io::Error| invalid("redis_file", format!("cannot read {}: {e}", path.display()));
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .map_err(fail)?
-        .take(MAX_URL_FILE)
-        .read_to_string(&mut text)
-        .map_err(fail)?;
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty());
-    line.map(Secret::new).ok_or_else(|| {
-        invalid(
-            "redis_file",
-            format!(
-                "{} is empty; write the Redis URL on its first line",
-                path.display()
-            ),
-        )
-    })
+    netban_core::config::read_redis_url_file(path).map_err(|e| invalid("redis_file", e))
 }
 
 #[cfg(test)]

@@ -135,3 +135,69 @@ fn pending(r: &SinkRecord) -> Entry {
         error: r.last_error.clone(),
     }
 }
+
+/// One sink in numbers (`netban status`, the dashboard's `status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SinkSummary {
+    pub sink: String,
+    pub in_place: usize,
+    pub pending: usize,
+    pub removing: usize,
+    /// Changes tried at least once and not done yet.
+    pub failing: usize,
+    pub not_enforced: usize,
+    /// Entries left on the sink on purpose (see [`crate::store::Kept`]).
+    pub kept: usize,
+    /// Seconds since the oldest change still to do was wanted.
+    pub oldest_pending_age: Option<i64>,
+    /// The last error of a failing change, credentials redacted.
+    pub last_error: Option<String>,
+}
+
+impl SinkView {
+    /// The counts of this sink at `now`; `kept` entries are counted by the caller's list.
+    pub fn summary(&self, kept: &[crate::store::Kept], now: i64) -> SinkSummary {
+        let mut s = SinkSummary {
+            sink: self.name.clone(),
+            kept: kept.iter().filter(|k| k.sink == self.name).count(),
+            ..SinkSummary::default()
+        };
+        let mut oldest: Option<i64> = None;
+        for e in self.entries.values() {
+            let (since, attempts, error) = match e {
+                Entry::InPlace { not_enforced, .. } => {
+                    s.in_place += 1;
+                    s.not_enforced += usize::from(not_enforced.is_some());
+                    continue;
+                }
+                Entry::Pending {
+                    since,
+                    attempts,
+                    error,
+                    ..
+                } => {
+                    s.pending += 1;
+                    (since, attempts, error)
+                }
+                Entry::Removing {
+                    since,
+                    attempts,
+                    error,
+                    ..
+                } => {
+                    s.removing += 1;
+                    (since, attempts, error)
+                }
+            };
+            if *attempts > 0 {
+                s.failing += 1;
+                if let Some(e) = error {
+                    s.last_error = Some(crate::config::redact_userinfo(e));
+                }
+            }
+            oldest = Some(oldest.map_or(*since, |o| o.min(*since)));
+        }
+        s.oldest_pending_age = oldest.map(|o| (now - o).max(0));
+        s
+    }
+}

@@ -19,8 +19,6 @@ pub const DEFAULT_PREFIX: &str = "netban";
 pub const SQLITE_FILE: &str = "stats.db";
 /// Longest retention accepted (ten years of days).
 pub const MAX_RETENTION_DAYS: u32 = 3660;
-/// A Redis URL file is one short line: refuse anything bigger.
-const MAX_URL_FILE: u64 = 4096;
 
 /// Which store keeps the counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -199,37 +197,14 @@ impl StatsConfig {
 }
 
 fn check_url(key: &'static str, url: &str) -> Result<(), StatsConfigError> {
-    if url.starts_with("redis://") || url.starts_with("rediss://") {
-        Ok(())
-    } else {
-        // Never echo the URL: it may hold a password.
-        Err(invalid(
-            key,
-            "is not a redis:// or rediss:// URL (e.g. rediss://netban:PASSWORD@redis.example.net:6379/0)",
-        ))
+    match netban_core::config::redis_url_problem(url) {
+        Some(why) => Err(invalid(key, why)),
+        None => Ok(()),
     }
 }
 
 fn read_url_file(path: &Path) -> Result<Secret, StatsConfigError> {
-    use std::io::Read as _;
-    let fail =
-        |e: std::io::Error| invalid("redis_file", format!("cannot read {}: {e}", path.display()));
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .map_err(fail)?
-        .take(MAX_URL_FILE)
-        .read_to_string(&mut text)
-        .map_err(fail)?;
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty());
-    line.map(Secret::new).ok_or_else(|| {
-        invalid(
-            "redis_file",
-            format!(
-                "{} is empty; write the Redis URL on its first line",
-                path.display()
-            ),
-        )
-    })
+    netban_core::config::read_redis_url_file(path).map_err(|e| invalid("redis_file", e))
 }
 
 #[cfg(test)]

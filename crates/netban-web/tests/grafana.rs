@@ -49,8 +49,11 @@ fn base(name: &str) -> &str {
 fn every_panel_query_is_promql_over_documented_metrics_the_daemon_exports() {
     let exprs = exprs();
     let ops = std::fs::read_to_string(root().join("docs/operations.md")).unwrap();
-    let metrics_rs =
-        std::fs::read_to_string(root().join("crates/netban/src/daemon/metrics.rs")).unwrap();
+    let dir = root().join("crates/netban/src/daemon/metrics");
+    let metrics_rs: String = ["mod.rs", "cluster.rs"]
+        .iter()
+        .map(|f| std::fs::read_to_string(dir.join(f)).unwrap())
+        .collect();
     for e in &exprs {
         for n in names(e) {
             let n = base(&n);
@@ -64,7 +67,7 @@ fn every_panel_query_is_promql_over_documented_metrics_the_daemon_exports() {
                 .unwrap();
             assert!(
                 metrics_rs.contains(&format!("\"{registered}\",")),
-                "{n} is not registered in crates/netban/src/daemon/metrics.rs"
+                "{n} is not registered in crates/netban/src/daemon/metrics/"
             );
         }
         for label in ["ip", "address", "target"] {

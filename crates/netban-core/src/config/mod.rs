@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use secret::{Secret, redact_userinfo, url_has_userinfo};
+pub use secret::{
+    Secret, read_redis_url_file, redact_userinfo, redis_url_problem, url_has_userinfo,
+};
 pub use section::Section;
 pub use sections::*;
 pub use sink::{

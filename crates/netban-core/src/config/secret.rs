@@ -63,6 +63,37 @@ pub fn redact_userinfo(text: &str) -> String {
     out
 }
 
+/// A Redis URL file is one short line: anything bigger is refused.
+const MAX_REDIS_URL_FILE: u64 = 4096;
+
+/// Why `url` is not a Redis URL, if it is not one. The message never echoes the URL: it may
+/// hold a password.
+pub fn redis_url_problem(url: &str) -> Option<&'static str> {
+    (!(url.starts_with("redis://") || url.starts_with("rediss://"))).then_some(
+        "is not a redis:// or rediss:// URL (e.g. rediss://netban:PASSWORD@redis.example.net:6379/0)",
+    )
+}
+
+/// The Redis URL on the first non-empty line of `path` (`redis_file` of `[cluster]` and
+/// `[stats]`); the error says what is wrong with the file.
+pub fn read_redis_url_file(path: &std::path::Path) -> Result<Secret, String> {
+    use std::io::Read as _;
+    let fail = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(fail)?
+        .take(MAX_REDIS_URL_FILE)
+        .read_to_string(&mut text)
+        .map_err(fail)?;
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty());
+    line.map(Secret::new).ok_or_else(|| {
+        format!(
+            "{} is empty; write the Redis URL on its first line",
+            path.display()
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

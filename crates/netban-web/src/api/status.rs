@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use netban_core::config::redact_userinfo;
-use netban_core::view::{self, Entry};
+use netban_core::view;
 use serde_json::{Value, json};
 
 use super::{ApiError, JsonBody, no_store};
@@ -37,54 +37,7 @@ fn read(b: &dyn Backend, now: i64) -> Result<Value, ApiError> {
     let refusals_24h = refusals.iter().filter(|r| r.last >= now - 86_400).count();
     let refusals_total = store.counter("guard_refusals").map_err(unreadable)?;
     let mass = store.mass_unbans(now - 7 * 86_400).map_err(unreadable)?;
-    let mut out = Vec::new();
-    for s in &sinks {
-        let (mut in_place, mut pending, mut failing, mut removing, mut not_enforced) =
-            (0, 0, 0, 0, 0);
-        let mut oldest: Option<i64> = None;
-        let mut last_error: Option<String> = None;
-        for e in s.entries.values() {
-            match e {
-                Entry::InPlace {
-                    not_enforced: ne, ..
-                } => {
-                    in_place += 1;
-                    not_enforced += usize::from(ne.is_some());
-                }
-                Entry::Pending {
-                    since,
-                    attempts,
-                    error,
-                    ..
-                }
-                | Entry::Removing {
-                    since,
-                    attempts,
-                    error,
-                    ..
-                } => {
-                    if matches!(e, Entry::Removing { .. }) {
-                        removing += 1;
-                    } else {
-                        pending += 1;
-                    }
-                    if *attempts > 0 {
-                        failing += 1;
-                        if let Some(e) = error {
-                            last_error = Some(redact_userinfo(e));
-                        }
-                    }
-                    oldest = Some(oldest.map_or(*since, |o: i64| o.min(*since)));
-                }
-            }
-        }
-        let kept_here = kept.iter().filter(|k| k.sink == s.name).count();
-        out.push(json!({
-            "sink": s.name, "in_place": in_place, "pending": pending, "failing": failing,
-            "removing": removing, "not_enforced": not_enforced, "kept": kept_here,
-            "oldest_pending_age": oldest.map(|o| (now - o).max(0)), "last_error": last_error,
-        }));
-    }
+    let out: Vec<_> = sinks.iter().map(|s| s.summary(&kept, now)).collect();
     let kept: Vec<Value> = kept
         .iter()
         .map(|k| {

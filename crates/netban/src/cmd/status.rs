@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::context::Context;
 use crate::exit::CliResult;
-use crate::view::{self, Entry};
+use crate::view;
 
 pub fn run(ctx: &mut Context) -> CliResult {
     let now = clock::now();
@@ -23,52 +23,18 @@ pub fn run(ctx: &mut Context) -> CliResult {
     let refusals = store.refusals(None, 10_000)?;
     let recent_refusals = refusals.iter().filter(|r| r.last >= now - 86_400).count();
     let mass = store.mass_unbans(now - 7 * 86_400)?;
-    let mut out = Vec::new();
-    for s in &sinks {
-        let mut in_place = 0;
-        let mut pending = 0;
-        let mut failing = 0;
-        let mut not_enforced = 0;
-        let mut oldest: Option<i64> = None;
-        let mut last_error: Option<String> = None;
-        for e in s.entries.values() {
-            match e {
-                Entry::InPlace {
-                    not_enforced: ne, ..
-                } => {
-                    in_place += 1;
-                    not_enforced += usize::from(ne.is_some());
-                }
-                Entry::Pending {
-                    since,
-                    attempts,
-                    error,
-                    ..
-                }
-                | Entry::Removing {
-                    since,
-                    attempts,
-                    error,
-                    ..
-                } => {
-                    pending += 1;
-                    if *attempts > 0 {
-                        failing += 1;
-                        if let Some(e) = error {
-                            last_error = Some(netban_core::config::redact_userinfo(e));
-                        }
-                    }
-                    oldest = Some(oldest.map_or(*since, |o: i64| o.min(*since)));
-                }
-            }
-        }
-        let kept_here = kept.iter().filter(|k| k.sink == s.name).count();
-        out.push(json!({
-            "sink": s.name, "in_place": in_place, "pending": pending, "failing": failing,
-            "not_enforced": not_enforced, "kept": kept_here,
-            "oldest_pending_age": oldest.map(|o| now - o), "last_error": last_error,
-        }));
-    }
+    // The CLI's "pending" is everything still to do: adds, extends and removals.
+    let out: Vec<serde_json::Value> = sinks
+        .iter()
+        .map(|s| {
+            let m = s.summary(&kept, now);
+            json!({
+                "sink": m.sink, "in_place": m.in_place, "pending": m.pending + m.removing,
+                "failing": m.failing, "not_enforced": m.not_enforced, "kept": m.kept,
+                "oldest_pending_age": m.oldest_pending_age, "last_error": m.last_error,
+            })
+        })
+        .collect();
     let host_defaulted = ctx.config.host_id.is_none();
     let cluster = cluster_status(ctx, &socket, daemon_up)?;
     if ctx.json {
