@@ -61,9 +61,11 @@ fn every_panel_query_is_promql_over_documented_metrics_the_daemon_exports() {
                 ops.contains(&format!("`{n}`")),
                 "{n} is not in docs/operations.md"
             );
+            // The cluster's metrics are registered under the `cluster` sub-registry.
             let registered = n
                 .strip_prefix("netban_")
                 .map(|r| r.strip_suffix("_total").unwrap_or(r))
+                .map(|r| r.strip_prefix("cluster_").unwrap_or(r))
                 .unwrap();
             assert!(
                 metrics_rs.contains(&format!("\"{registered}\",")),
