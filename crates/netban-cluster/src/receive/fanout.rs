@@ -26,6 +26,7 @@ impl Admission {
         if self.active.stale() {
             self.active.reset(b.live_leases_by_origin(now)?);
         }
+        self.rate.settle();
         let taken = if m.action == Action::Ban {
             let until = if bantime < 0 {
                 Until::Never

@@ -31,6 +31,7 @@ impl Admission {
         now: i64,
     ) -> Result<bool, StoreError> {
         let checked = check_all(&self.me, &self.trust, wires);
+        self.rate.settle();
         let r = store.batch(|b| {
             let mut changed = false;
             for c in checked {
@@ -71,17 +72,22 @@ impl Admission {
         b.save_cluster_progress(Some(cursor), &progress, now)
     }
 
-    /// After a failed transaction the memory (marks, counts, caps) may be ahead of the
-    /// store: read it back, so that what failed is taken again in full.
+    /// After a failed transaction the memory (marks, counts, caps, the minute windows of
+    /// `bans_per_minute`) may be ahead of the store: read it back and give the rate back,
+    /// so that what failed is taken again in full, and not refused as over the rate by its
+    /// own first try.
     pub(crate) fn undo_on_error<T>(
         &mut self,
         store: &Store,
         now: i64,
         r: Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        if r.is_err()
-            && let Err(e) = self.reload(store, now)
-        {
+        if r.is_ok() {
+            self.rate.settle();
+            return r;
+        }
+        self.rate.give_back();
+        if let Err(e) = self.reload(store, now) {
             tracing::debug!("cluster: cannot read the peers' state back: {e}");
         }
         r

@@ -151,7 +151,10 @@ fn the_active_cap_counts_what_earlier_events_of_the_page_did() {
 
 #[test]
 fn a_page_whose_transaction_fails_keeps_nothing_and_is_taken_again_in_full() {
-    let (d, s, mut a) = setup(&ClusterConfig::default());
+    // Exactly the page's bans within the minute: the failed try must not use up the rate.
+    let mut cfg = ClusterConfig::default();
+    cfg.limits.bans_per_minute = 20;
+    let (d, s, mut a) = setup(&cfg);
     let page: Vec<Option<Vec<u8>>> = (1..=20)
         .map(|i| Some(ev(i, Kind::Start, &format!("192.0.2.{i}"))))
         .collect();
@@ -178,5 +181,6 @@ fn a_page_whose_transaction_fails_keeps_nothing_and_is_taken_again_in_full() {
     assert_eq!(leases_from_a(&s).len(), 20);
     assert_eq!(count(&s, "a", "accepted"), 20);
     assert_eq!(count(&s, "a", "replay"), 0);
+    assert_eq!(count(&s, "a", "rate"), 0);
     assert_eq!(s.events_after(0, 100).unwrap().len(), 20);
 }
