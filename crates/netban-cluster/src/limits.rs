@@ -5,6 +5,9 @@
 //!   faster than the cap now is refused beyond it. Events from the future are refused
 //!   elsewhere (see [`crate::receive`]), so timestamps cannot be spread forward to dodge the
 //!   cap; spreading them back is bounded by the retention and by `active_per_origin`.
+//!   The bans taken by a transaction that then fails are given back
+//!   ([`RateWindows::give_back`]): the page is taken again, and its bans must not be refused
+//!   as over the rate by their own first try.
 //! - `active_per_origin`: live leases an origin holds here. Counted in memory (a count query
 //!   per event would scan every lease) and re-read from the store every minute, since peer
 //!   leases also end by expiring.
@@ -28,6 +31,9 @@ pub struct RateWindows {
     /// Minutes to keep.
     keep: i64,
     minutes: HashMap<String, BTreeMap<i64, u32>>,
+    /// `(origin, minute)` of each ban taken since the last [`RateWindows::settle`]: the
+    /// takes of a transaction that may still fail.
+    pending: Vec<(String, i64)>,
 }
 
 impl RateWindows {
@@ -36,6 +42,7 @@ impl RateWindows {
             per_minute,
             keep: retention_secs / 60 + 2,
             minutes: HashMap::new(),
+            pending: Vec::new(),
         }
     }
 
@@ -51,6 +58,7 @@ impl RateWindows {
             return false;
         }
         *n += 1;
+        self.pending.push((origin.to_string(), minute));
         // Keep the map bounded: drop minutes older than the retention.
         if per.len() as i64 > self.keep
             && let Some((&oldest, _)) = per.iter().next()
@@ -58,6 +66,25 @@ impl RateWindows {
             per.remove(&oldest);
         }
         true
+    }
+
+    /// The takes since the last call stand (their transaction committed).
+    pub fn settle(&mut self) {
+        self.pending.clear();
+    }
+
+    /// Gives back the takes since the last [`RateWindows::settle`]: their transaction
+    /// failed, and the same events are taken again, so they must not count twice.
+    pub fn give_back(&mut self) {
+        for (origin, minute) in self.pending.drain(..) {
+            if let Some(n) = self
+                .minutes
+                .get_mut(&origin)
+                .and_then(|m| m.get_mut(&minute))
+            {
+                *n = n.saturating_sub(1);
+            }
+        }
     }
 }
 
@@ -154,6 +181,19 @@ mod tests {
             r.take("c", m * 60);
         }
         assert!(r.minutes["c"].len() <= 62);
+    }
+
+    #[test]
+    fn takes_of_a_failed_transaction_are_given_back() {
+        let mut r = RateWindows::new(2, 3600);
+        r.settle();
+        assert!(r.take("a", 120));
+        r.settle();
+        assert!(r.take("a", 130));
+        assert!(!r.take("a", 140));
+        r.give_back();
+        assert!(r.take("a", 130), "the failed take does not count");
+        assert!(!r.take("a", 140), "the committed one still does");
     }
 
     #[test]

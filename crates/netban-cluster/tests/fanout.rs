@@ -81,9 +81,15 @@ async fn a_clusterd_ban_becomes_a_lease_of_origin_fanout_and_its_unban_ends_it()
 async fn own_bans_are_announced_in_clusterd_format_and_not_taken_back() {
     init_logs();
     let server = FanoutServer::start().unwrap();
+    let h = started(&server, fanout_config(&server)).await;
+    // Subscribed after netban, so that `started` counts netban alone (a clusterd subscribed
+    // first made it see one subscriber before netban's, or two and never one).
     let mut clusterd = FanoutClient::connect(&server.addr()).unwrap();
     clusterd.subscribe("Fail2ban").unwrap();
-    let h = started(&server, fanout_config(&server)).await;
+    wait_until(WAIT, "clusterd subscribed", || {
+        server.subscribers("Fail2ban") == 2
+    })
+    .await;
     h.ban("198.51.100.23", "sshd");
     h.ban("2001:db8::5", "postfix");
     h.unban("198.51.100.23", "sshd");

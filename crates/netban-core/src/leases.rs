@@ -3,7 +3,12 @@
 //! Every way a lease changes goes through here — the CLI, the daemon's control socket (the
 //! Python fail2ban action), and the cluster receiver — so a ban is checked, recorded, logged
 //! and appended to the event outbox the same way whoever asked. Each returns what it did;
-//! the caller only decides what to tell its own client.
+//! the caller only decides what to tell its own client. A peer's changes also come in
+//! batches, one transaction for many ([`admit_peers`], [`admit_in`]; see [`peers`]).
+
+mod peers;
+
+pub use peers::{Admitted, PeerOp, admit_in, admit_peer_in, admit_peers, end_peer_in, revoke_in};
 
 use crate::guard::{Guard, Refusal};
 use crate::lease::{Lease, Origin, Until};
@@ -44,41 +49,60 @@ pub fn ban(
     now: i64,
 ) -> Result<BanOutcome, StoreError> {
     let (target, jail, origin) = (req.target, &req.jail, &req.origin);
-    let from = match origin {
-        Origin::Local => String::new(),
-        Origin::Peer(p) => format!(" from {p}"),
-    };
     if let Err(why) = guard.check(&target) {
-        tracing::warn!("ban {target} (jail {jail}{from}) skipped: {why}");
+        log_refused(&target, jail, origin, &why);
         if let Err(e) = store.record_refusal(&target, jail, origin.as_str(), &why.0, now) {
             tracing::debug!("cannot record the refusal: {e}");
         }
         return Ok(BanOutcome::Refused(why));
     }
     if !req.until.is_live(now) {
-        tracing::info!(
-            "ban {target} (jail {jail}{from}) skipped: it already ended at {}",
-            req.until
-        );
+        log_ended(&target, jail, origin, req.until);
         return Ok(BanOutcome::Ended);
     }
-    let lease = Lease {
-        target,
-        jail: jail.clone(),
-        origin: origin.clone(),
+    let change = store.upsert_lease(&lease_of(req), &req.facts, now)?;
+    log_recorded(change, req);
+    Ok(BanOutcome::Recorded(change))
+}
+
+fn lease_of(req: &BanRequest) -> Lease {
+    Lease {
+        target: req.target,
+        jail: req.jail.clone(),
+        origin: req.origin.clone(),
         until: req.until,
         bantime: req.bantime,
         since: req.since,
-    };
-    let change = store.upsert_lease(&lease, &req.facts, now)?;
+    }
+}
+
+/// ` from PEER` for a peer's lease, nothing for a local one.
+fn from(origin: &Origin) -> String {
+    match origin {
+        Origin::Local => String::new(),
+        Origin::Peer(p) => format!(" from {p}"),
+    }
+}
+
+fn log_refused(target: &Target, jail: &str, origin: &Origin, why: &Refusal) {
+    let from = from(origin);
+    tracing::warn!("ban {target} (jail {jail}{from}) skipped: {why}");
+}
+
+fn log_ended(target: &Target, jail: &str, origin: &Origin, until: Until) {
+    let from = from(origin);
+    tracing::info!("ban {target} (jail {jail}{from}) skipped: it already ended at {until}");
+}
+
+fn log_recorded(change: LeaseChange, req: &BanRequest) {
     let what = match (change, req.facts.cause) {
         (LeaseChange::Same, _) => "kept",
         (LeaseChange::Changed { .. }, _) => "updated",
         (LeaseChange::New, Cause::Restore) => "restored",
         (LeaseChange::New, _) => "banned",
     };
+    let (target, jail, from) = (req.target, &req.jail, from(&req.origin));
     tracing::info!("{what} {target} (jail {jail}{from}) until {}", req.until);
-    Ok(BanOutcome::Recorded(change))
 }
 
 /// Ends this host's leases of `target`: of `jail` only, or of every jail when `None`; logs
@@ -154,15 +178,25 @@ fn log_end(
     verb: &str,
     now: i64,
 ) -> Result<(), StoreError> {
+    let left = if ended.is_empty() {
+        Vec::new()
+    } else {
+        store.live_leases_of(now, std::slice::from_ref(target))?
+    };
+    log_end_left(target, jail, ended, &left, verb);
+    Ok(())
+}
+
+/// Logs what an unban ended, and what is `left` of the target's leases.
+fn log_end_left(target: &Target, jail: Option<&str>, ended: &[Lease], left: &[Lease], verb: &str) {
     if ended.is_empty() {
         match jail {
             Some(j) => tracing::info!("unban {target} (jail {j}): no such ban"),
             None => tracing::info!("unban {target}: no such ban"),
         }
-        return Ok(());
+        return;
     }
     let jails: Vec<String> = ended.iter().map(describe).collect();
-    let left = store.live_leases_of(now, std::slice::from_ref(target))?;
     if left.is_empty() {
         tracing::info!(
             "{verb} {target} ({}); no ban left, removing it from the sinks",
@@ -176,7 +210,6 @@ fn log_end(
             still.join(", ")
         );
     }
-    Ok(())
 }
 
 fn describe(l: &Lease) -> String {
@@ -210,7 +243,8 @@ pub fn expire(store: &Store, now: i64) -> Result<Vec<Lease>, StoreError> {
 }
 
 /// Records a peer's lease after the cluster receiver checked its signature and caps: the
-/// guard applies exactly as to a local ban.
+/// guard applies exactly as to a local ban. Many at once, in one transaction:
+/// [`admit_peers`].
 pub fn admit_peer(
     store: &Store,
     guard: &Guard,
@@ -220,3 +254,6 @@ pub fn admit_peer(
     debug_assert!(matches!(req.origin, Origin::Peer(_)));
     ban(store, guard, req, now)
 }
+
+#[cfg(test)]
+mod batch_tests;

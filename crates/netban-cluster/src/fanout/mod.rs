@@ -216,10 +216,14 @@ impl Fanout {
                 let guard = (node.guard)();
                 let now = clock::now();
                 let mut a = adm.lock().unwrap_or_else(|p| p.into_inner());
-                let t = a.take_fanout(store, &guard, &m, bantime, now)?;
-                let p = a.progress();
-                store.save_cluster_progress(None, &p, now)?;
-                Ok(t)
+                // The lease and the counts in one transaction.
+                let r = store.batch(|b| {
+                    let t = a.take_fanout(b, &guard, &m, bantime, now)?;
+                    let p = a.progress();
+                    b.save_cluster_progress(None, &p, now)?;
+                    Ok(t)
+                });
+                a.undo_on_error(store, now, r)
             })
             .await;
         match r {

@@ -4,7 +4,7 @@
 use netban_core::Until;
 use netban_core::guard::Guard;
 use netban_core::leases;
-use netban_core::store::{Store, StoreError};
+use netban_core::store::{Batch, StoreError};
 
 use super::{Admission, Taken};
 use crate::counts::Verdict;
@@ -12,10 +12,11 @@ use crate::event::{Kind, PeerEvent};
 use crate::fanout::message::{Action, Message};
 
 impl Admission {
-    /// A ban or unban from the fanout bridge (unsigned: only caps and the guard apply).
+    /// A ban or unban from the fanout bridge (unsigned: only caps and the guard apply), in
+    /// the caller's transaction.
     pub fn take_fanout(
         &mut self,
-        store: &Store,
+        b: &mut Batch<'_>,
         guard: &Guard,
         m: &Message,
         bantime: i64,
@@ -23,8 +24,9 @@ impl Admission {
     ) -> Result<Taken, StoreError> {
         let (target, jail) = (m.target, m.jail.as_str());
         if self.active.stale() {
-            self.active.reset(store.live_leases_by_origin(now)?);
+            self.active.reset(b.live_leases_by_origin(now)?);
         }
+        self.rate.settle();
         let taken = if m.action == Action::Ban {
             let until = if bantime < 0 {
                 Until::Never
@@ -41,9 +43,9 @@ impl Admission {
                 until,
                 bantime,
             };
-            self.start(store, guard, &ev, now, true)?
+            self.start(b, guard, &ev, now, true)?
         } else {
-            let ended = leases::end_peer(store, &target, jail, crate::fanout::ORIGIN, now)?;
+            let ended = leases::end_peer_in(b, &target, jail, crate::fanout::ORIGIN, now)?;
             self.active
                 .add(crate::fanout::ORIGIN, -(ended.len() as i64));
             Taken {

@@ -7,16 +7,24 @@
 //! 4. it is newer than the origin's high-water mark — else `replay`;
 //! 5. it is not older than the retention — else `too_old` — nor from the future — `malformed`;
 //! 6. a start passes `bans_per_minute` (`rate`) and `active_per_origin` (`cap`, unless the
-//!    lease exists already), then the guard through `leases::admit_peer` (`guard`); an end
-//!    goes to `leases::end_peer`; a revoke to `leases::revoke` if its origin may revoke
-//!    (`revoke_from`), else `revoke_denied`.
+//!    lease exists already), then the guard through `leases::admit_peer_in` (`guard`),
+//!    exactly as `leases::admit_peer`; an end goes to `leases::end_peer_in`; a revoke to
+//!    `leases::revoke_in` if its origin may revoke (`revoke_from`), else `revoke_denied`.
 //!
 //! The high-water mark moves once an event is authentic and fresh (step 5), whatever the caps
 //! say after: a refused event is consumed, never queued. The leases land with
 //! `origin = <peer host id>` and cause `peer`; the publisher never republishes them.
 //!
-//! [`Admission`] keeps the marks, caps and counts in memory; the caller saves
-//! [`Admission::progress`] with its stream cursor once per batch.
+//! Steps 1–3 need no state ([`check`]): a page of stream entries is checked first, on
+//! several threads. Steps 4–6 run in stream order inside one write transaction
+//! ([`netban_core::store::Batch`]) per page: the marks advance in memory event by event, so
+//! two events of one origin in a page are each checked against the state the one before
+//! left, and every lease change of the page commits together with the stream cursor and the
+//! marks that cover it ([`Admission::progress`], saved in the same transaction), or not at
+//! all.
+//!
+//! [`Admission`] keeps the marks, caps and counts in memory; when a page's transaction fails
+//! it [`Admission::reload`]s them from the store, and the page is read again ([`page`]).
 
 use std::collections::HashMap;
 
@@ -24,21 +32,30 @@ use netban_core::guard::Guard;
 use netban_core::lease::Origin;
 use netban_core::leases::{self, BanOutcome, BanRequest};
 use netban_core::outbox::Cause;
-use netban_core::store::{LeaseChange, LeaseFacts, PeerProgress, PeerState, Store, StoreError};
+use netban_core::store::{
+    Batch, LeaseChange, LeaseFacts, PeerProgress, PeerState, Store, StoreError,
+};
 use netban_core::{Lease, Target};
 
 use crate::config::ClusterConfig;
-use crate::counts::{UNTRUSTED, Verdict};
-use crate::event::{self, Kind, PeerEvent, Unverified};
+use crate::counts::Verdict;
+use crate::event::{Kind, PeerEvent};
 use crate::limits::{ActiveCounts, RateWindows, RefusalLog};
 use crate::sign::Trust;
 
 /// How far in the future an event's timestamp may be (clock skew between hosts).
 pub const MAX_SKEW: i64 = 300;
 
+/// The most lease changes applied in one transaction: a page of stream entries (`XREAD
+/// COUNT`), a chunk of a snapshot. Tens of milliseconds of the write lock.
+pub const PER_TRANSACTION: usize = 1000;
+
+pub mod check;
 mod fanout;
+mod page;
 mod snapshot;
 
+pub use check::{Checked, check_all};
 pub use snapshot::Resynced;
 
 /// What one event did.
@@ -148,51 +165,27 @@ impl Admission {
         Taken::refused(v)
     }
 
-    /// Counts a stream entry that carries no event.
-    pub fn count_malformed(&mut self) {
-        self.refuse(UNTRUSTED, Verdict::Malformed, &|| {
-            "a stream entry without field e".into()
-        });
-    }
-
-    /// Decodes, checks and applies one event from the bus.
+    /// Checks and applies one event from the bus, after [`check`] (steps 4–6), in the
+    /// caller's transaction. Events must come in stream order.
     pub fn take(
         &mut self,
-        store: &Store,
+        b: &mut Batch<'_>,
         guard: &Guard,
-        wire: &[u8],
+        checked: Checked,
         now: i64,
     ) -> Result<Taken, StoreError> {
         if self.active.stale() {
-            self.active.reset(store.live_leases_by_origin(now)?);
+            self.active.reset(b.live_leases_by_origin(now)?);
         }
-        let d = match event::decode(wire) {
-            Ok(d) => d,
-            Err(e) => return Ok(self.refuse(UNTRUSTED, Verdict::Malformed, &|| e.to_string())),
+        let ev = match checked {
+            Checked::Event(ev) => ev,
+            Checked::Own => return Ok(Taken::refused(Verdict::Own)),
+            Checked::Refused {
+                origin,
+                verdict,
+                detail,
+            } => return Ok(self.refuse(&origin, verdict, &|| detail.clone())),
         };
-        let ev = &d.event;
-        if ev.origin == self.me {
-            return Ok(Taken::refused(Verdict::Own));
-        }
-        match event::verify(&d, &self.trust) {
-            Ok(()) => {}
-            Err(Unverified::UnknownKey) => {
-                let claimed = ev.origin.clone();
-                return Ok(self.refuse(UNTRUSTED, Verdict::UnknownKey, &|| {
-                    format!("{claimed} is not in [cluster.peers]")
-                }));
-            }
-            Err(Unverified::BadSignature) => {
-                let what = if d.signature.is_none() {
-                    "unsigned"
-                } else {
-                    "the signature is not the peer's key's (forged or tampered)"
-                };
-                return Ok(self.refuse(&ev.origin.clone(), Verdict::BadSignature, &|| {
-                    what.to_string()
-                }));
-            }
-        }
         let origin = ev.origin.clone();
         let mark = self.marks.get(&origin).map(|s| s.mark).unwrap_or_default();
         if ev.mark <= mark {
@@ -214,7 +207,7 @@ impl Admission {
             }));
         }
         // Authentic and not seen before: consumed, whatever follows.
-        self.advance(&origin, ev, now);
+        self.advance(&origin, &ev, now);
         if ev.at < now - self.retention {
             let age = now - ev.at;
             let keep = self.retention;
@@ -223,9 +216,9 @@ impl Admission {
             }));
         }
         let taken = match ev.kind {
-            Kind::Start => self.start(store, guard, ev, now, true)?,
+            Kind::Start => self.start(b, guard, &ev, now, true)?,
             Kind::End => {
-                let ended = leases::end_peer(store, &ev.target, &ev.jail, &origin, now)?;
+                let ended = leases::end_peer_in(b, &ev.target, &ev.jail, &origin, now)?;
                 self.active.add(&origin, -(ended.len() as i64));
                 Taken {
                     verdict: Verdict::Accepted,
@@ -243,7 +236,7 @@ impl Admission {
                         format!("fleet-wide unban of {t}: {origin} is not in [cluster] revoke_from")
                     }));
                 }
-                let ended = leases::revoke(store, &ev.target, &origin, now)?;
+                let ended = leases::revoke_in(b, &ev.target, &origin, now)?;
                 self.ended(&ended);
                 Taken {
                     verdict: Verdict::Accepted,
@@ -286,7 +279,7 @@ impl Admission {
     /// A start: rate (when `rated`), cap, guard, then the lease.
     fn start(
         &mut self,
-        store: &Store,
+        b: &mut Batch<'_>,
         guard: &Guard,
         ev: &PeerEvent,
         now: i64,
@@ -299,7 +292,7 @@ impl Admission {
                 format!("ban of {t} (jail {j}): more than [cluster.limits] bans_per_minute")
             }));
         }
-        if self.active.full(origin) && !has_lease(store, &ev.target, &ev.jail, origin)? {
+        if self.active.full(origin) && !has_lease(b, &ev.target, &ev.jail, origin)? {
             return Ok(self.refuse(origin, Verdict::Cap, &|| {
                 format!("ban of {t} (jail {j}): {origin} holds [cluster.limits] active_per_origin leases here already")
             }));
@@ -313,8 +306,8 @@ impl Admission {
             since: ev.at,
             facts: LeaseFacts::cause(Cause::Peer),
         };
-        Ok(match leases::admit_peer(store, guard, &req, now)? {
-            // admit_peer logged the reason; count it here.
+        Ok(match leases::admit_peer_in(b, guard, &req, now)? {
+            // admit_peer_in logs the reason; count it here.
             BanOutcome::Refused(_) => {
                 self.count(origin, Verdict::Guard);
                 Taken::refused(Verdict::Guard)
@@ -336,9 +329,11 @@ impl Admission {
     }
 }
 
-fn has_lease(store: &Store, target: &Target, jail: &str, origin: &str) -> Result<bool, StoreError> {
-    Ok(store
-        .leases_of(target)?
+fn has_lease(b: &Batch<'_>, target: &Target, jail: &str, origin: &str) -> Result<bool, StoreError> {
+    Ok(b.leases_of(target)?
         .iter()
         .any(|l| l.jail == jail && l.origin.as_str() == origin))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,9 +1,13 @@
 //! The receiver: peers' events from the stream into leases here.
 //!
 //! It reads with `XREAD BLOCK` on its own connection (no response timeout) from the cursor
-//! kept in the state database, so a host that was down resumes where it stopped. Each batch
-//! of entries goes through [`Admission`] on a blocking thread, then the cursor, the marks and
-//! the counts are saved in one transaction, and `on_change` wakes the sinks.
+//! kept in the state database, so a host that was down resumes where it stopped. Each page
+//! of entries (up to [`BATCH`], what one `XREAD` returns, live or catching up) is checked
+//! (decoding, signatures: on several threads, before the write lock), then goes through
+//! [`Admission`] in stream order in ONE transaction that also saves the cursor after the
+//! page's last entry, the marks and the counts; then `on_change` wakes the sinks. A crash
+//! mid-page commits nothing of it: the page is read again from the old cursor, against the
+//! old marks, and applied once.
 //!
 //! Before reading, and every [`CHECK_EVERY`] while idle, it checks that nothing was lost:
 //! - the stream's epoch is the one its cursor belongs to (else Redis lost its data, or this
@@ -25,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use netban_core::clock;
-use netban_core::store::{BusCursor, Store, StoreError};
+use netban_core::store::BusCursor;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 
@@ -33,11 +37,11 @@ use super::publish::RECONNECT;
 use super::reply::{self, Entry};
 use super::{BusError, bounded, epoch};
 use crate::node::Node;
-use crate::receive::Admission;
+use crate::receive::{Admission, PER_TRANSACTION};
 use crate::status::{Link, RECEIVER_CURSOR};
 
-/// Entries per `XREAD`.
-pub const BATCH: usize = 1000;
+/// Entries per `XREAD`: one page, applied in one transaction.
+pub const BATCH: usize = PER_TRANSACTION;
 /// How long one `XREAD` blocks.
 const BLOCK: Duration = Duration::from_secs(5);
 /// How often the epoch and missing snapshots are checked while idle.
@@ -321,12 +325,7 @@ impl Receiver {
                 let guard = (node.guard)();
                 let now = clock::now();
                 let mut a = adm.lock().unwrap_or_else(|p| p.into_inner());
-                let mut changed = false;
-                for (peer, entries) in &loads {
-                    changed |= a.load_snapshot(store, &guard, peer, entries, now)?.changed;
-                }
-                save(store, &mut a, &cursor, now)?;
-                Ok(changed)
+                a.load_snapshots(store, &guard, &loads, (RECEIVER_CURSOR, &cursor), now)
             })
             .await?;
         if changed {
@@ -358,13 +357,9 @@ impl Receiver {
                 let guard = (node.guard)();
                 let now = clock::now();
                 let mut a = adm.lock().unwrap_or_else(|p| p.into_inner());
-                let r = take_all(store, &mut a, &guard, &entries, &saved, now);
-                if r.is_err() {
-                    // The memory may be ahead of the store: read it back, so the batch is
-                    // taken again in full next time.
-                    let _ = a.reload(store, now);
-                }
-                r
+                let wires: Vec<Option<&[u8]>> =
+                    entries.iter().map(|e| e.event.as_deref()).collect();
+                a.take_page(store, &guard, &wires, (RECEIVER_CURSOR, &saved), now)
             })
             .await?;
         s.cursor = cursor;
@@ -374,28 +369,4 @@ impl Receiver {
         }
         Ok(())
     }
-}
-
-fn take_all(
-    store: &Store,
-    a: &mut Admission,
-    guard: &netban_core::guard::Guard,
-    entries: &[Entry],
-    cursor: &BusCursor,
-    now: i64,
-) -> Result<bool, StoreError> {
-    let mut changed = false;
-    for e in entries {
-        match &e.event {
-            Some(wire) => changed |= a.take(store, guard, wire, now)?.changed,
-            None => a.count_malformed(),
-        }
-    }
-    save(store, a, cursor, now)?;
-    Ok(changed)
-}
-
-fn save(store: &Store, a: &mut Admission, cursor: &BusCursor, now: i64) -> Result<(), StoreError> {
-    let progress = a.progress();
-    store.save_cluster_progress(Some((RECEIVER_CURSOR, cursor)), &progress, now)
 }

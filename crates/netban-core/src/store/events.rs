@@ -36,24 +36,25 @@ impl<'a> NewEvent<'a> {
     }
 }
 
-/// Appends an event inside the caller's transaction.
+/// Appends an event inside the caller's transaction (the statement is prepared once per
+/// connection: a batch appends many).
 pub(super) fn append(tx: &Transaction<'_>, e: &NewEvent<'_>) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO events (at, kind, target, jail, origin, until, bantime, cause, failures, port)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            e.at,
-            e.kind.as_str(),
-            e.lease.target.to_string(),
-            e.lease.jail,
-            e.lease.origin.as_str(),
-            e.lease.until.to_db(),
-            e.lease.bantime,
-            e.facts.cause.as_str(),
-            e.facts.failures,
-            e.facts.port
-        ],
-    )?;
+    )?
+    .execute(params![
+        e.at,
+        e.kind.as_str(),
+        e.lease.target.to_string(),
+        e.lease.jail,
+        e.lease.origin.as_str(),
+        e.lease.until.to_db(),
+        e.lease.bantime,
+        e.facts.cause.as_str(),
+        e.facts.failures,
+        e.facts.port
+    ])?;
     Ok(())
 }
 

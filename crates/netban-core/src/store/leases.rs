@@ -7,7 +7,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::events::{NewEvent, append};
-use super::{Store, StoreError};
+use super::{Store, StoreError, lease_tx};
 use crate::lease::{Lease, Origin, Until};
 use crate::outbox::{Cause, EventKind};
 use crate::target::Target;
@@ -71,47 +71,7 @@ impl Store {
         if unchanged.is_some() {
             return Ok(LeaseChange::Same);
         }
-        self.write(|tx| {
-            let prev: Option<Option<i64>> = tx
-                .query_row(
-                    "SELECT until FROM leases WHERE target = ?1 AND jail = ?2 AND origin = ?3",
-                    params![target, lease.jail, origin],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            tx.execute(
-                "INSERT INTO leases (target, jail, origin, until, bantime, since, updated)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (target, jail, origin) DO UPDATE SET
-                   until = excluded.until, bantime = excluded.bantime, since = excluded.since,
-                   updated = excluded.updated",
-                params![
-                    target,
-                    lease.jail,
-                    origin,
-                    lease.until.to_db(),
-                    lease.bantime,
-                    lease.since,
-                    now
-                ],
-            )?;
-            let change = match prev.map(Until::from_db) {
-                None => LeaseChange::New,
-                Some(p) if p != lease.until => LeaseChange::Changed { prev: p },
-                Some(_) => LeaseChange::Same,
-            };
-            let kind = match change {
-                LeaseChange::New => EventKind::Start,
-                LeaseChange::Changed { .. } => EventKind::Extend,
-                LeaseChange::Same => return Ok(change),
-            };
-            append(tx, &NewEvent::of(lease, kind, facts, now))?;
-            tx.execute(
-                "UPDATE sink_records SET next_try = 0 WHERE target = ?1",
-                params![target],
-            )?;
-            Ok(change)
-        })
+        self.write(|tx| lease_tx::upsert(tx, lease, facts, now))
     }
 
     /// Ends the leases of `target` that match `jail` and `origin` (`None`: any), appending an
@@ -124,28 +84,7 @@ impl Store {
         facts: &LeaseFacts,
         now: i64,
     ) -> Result<Vec<Lease>, StoreError> {
-        let t = target.to_string();
-        self.write(|tx| {
-            let ended: Vec<Lease> = query_leases(tx, "WHERE target = ?1", params![t])?
-                .into_iter()
-                .filter(|l| jail.is_none_or(|j| l.jail == j))
-                .filter(|l| origin.is_none_or(|o| &l.origin == o))
-                .collect();
-            for l in &ended {
-                tx.execute(
-                    "DELETE FROM leases WHERE target = ?1 AND jail = ?2 AND origin = ?3",
-                    params![t, l.jail, l.origin.as_str()],
-                )?;
-                append(tx, &NewEvent::of(l, EventKind::End, facts, now))?;
-            }
-            if !ended.is_empty() {
-                tx.execute(
-                    "UPDATE sink_records SET next_try = 0 WHERE target = ?1",
-                    params![t],
-                )?;
-            }
-            Ok(ended)
-        })
+        self.write(|tx| lease_tx::end(tx, target, jail, origin, facts, now))
     }
 
     /// Deletes leases that ended by `now`, appending an `end` event (cause `expired`) for
@@ -191,17 +130,7 @@ impl Store {
 
     /// Live leases of the given targets.
     pub fn live_leases_of(&self, now: i64, targets: &[Target]) -> Result<Vec<Lease>, StoreError> {
-        self.read(|c| {
-            let mut out = Vec::new();
-            for t in targets {
-                out.extend(query_leases(
-                    c,
-                    "WHERE target = ?2 AND (until IS NULL OR until > ?1)",
-                    params![now, t.to_string()],
-                )?);
-            }
-            Ok(out)
-        })
+        self.read(|c| live_of(c, now, targets))
     }
 
     /// Every lease of a target, live or ended but not yet purged.
@@ -227,14 +156,34 @@ impl Store {
 
     /// Live leases per origin (for caps on peers): `(origin, count)`.
     pub fn live_leases_by_origin(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
-        self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT origin, count(*) FROM leases WHERE until IS NULL OR until > ?1 GROUP BY origin",
-            )?;
-            let rows = st.query_map(params![now], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect()
-        })
+        self.read(|c| by_origin(c, now))
     }
+}
+
+/// Live leases of the given targets.
+pub(super) fn live_of(
+    c: &Connection,
+    now: i64,
+    targets: &[Target],
+) -> rusqlite::Result<Vec<Lease>> {
+    let mut out = Vec::new();
+    for t in targets {
+        out.extend(query_leases(
+            c,
+            "WHERE target = ?2 AND (until IS NULL OR until > ?1)",
+            params![now, t.to_string()],
+        )?);
+    }
+    Ok(out)
+}
+
+/// Live leases per origin: `(origin, count)`.
+pub(super) fn by_origin(c: &Connection, now: i64) -> rusqlite::Result<Vec<(String, i64)>> {
+    let mut st = c.prepare_cached(
+        "SELECT origin, count(*) FROM leases WHERE until IS NULL OR until > ?1 GROUP BY origin",
+    )?;
+    let rows = st.query_map(params![now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
 }
 
 pub(super) fn query_leases(

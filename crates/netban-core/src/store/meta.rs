@@ -1,7 +1,7 @@
 //! Small tables beside the leases: `meta` (counters, the instance id), `kept` (entries netban
 //! leaves on a sink on purpose) and `refusals` (what the guard refused, bounded).
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{Store, StoreError};
 use crate::target::Target;
@@ -261,27 +261,8 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         self.write(|tx| {
-            tx.execute(
-                "INSERT INTO refusals (target, jail, origin, reason, first, last, count)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1)
-                 ON CONFLICT (target, jail, origin) DO UPDATE SET
-                   reason = excluded.reason, last = excluded.last, count = count + 1",
-                params![target.to_string(), jail, origin, reason, now],
-            )?;
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('guard_refusals', '1')
-                 ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-                [],
-            )?;
-            let n: i64 = tx.query_row("SELECT count(*) FROM refusals", [], |r| r.get(0))?;
-            if n > MAX_REFUSALS {
-                tx.execute(
-                    "DELETE FROM refusals WHERE (target, jail, origin) IN
-                       (SELECT target, jail, origin FROM refusals ORDER BY last LIMIT ?1)",
-                    params![n - MAX_REFUSALS],
-                )?;
-            }
-            Ok(())
+            refusal(tx, target, jail, origin, reason, now)?;
+            prune_refusals(tx)
         })
     }
 
@@ -327,4 +308,41 @@ impl Store {
             Ok(out)
         })
     }
+}
+
+/// Records a guard refusal in `tx` (without pruning: see [`prune_refusals`]).
+pub(super) fn refusal(
+    tx: &Transaction<'_>,
+    target: &Target,
+    jail: &str,
+    origin: &str,
+    reason: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO refusals (target, jail, origin, reason, first, last, count)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1)
+         ON CONFLICT (target, jail, origin) DO UPDATE SET
+           reason = excluded.reason, last = excluded.last, count = count + 1",
+    )?
+    .execute(params![target.to_string(), jail, origin, reason, now])?;
+    tx.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES ('guard_refusals', '1')
+         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+    )?
+    .execute([])?;
+    Ok(())
+}
+
+/// Keeps the newest [`MAX_REFUSALS`] refusals (once per transaction that recorded some).
+pub(super) fn prune_refusals(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let n: i64 = tx.query_row("SELECT count(*) FROM refusals", [], |r| r.get(0))?;
+    if n > MAX_REFUSALS {
+        tx.execute(
+            "DELETE FROM refusals WHERE (target, jail, origin) IN
+               (SELECT target, jail, origin FROM refusals ORDER BY last LIMIT ?1)",
+            params![n - MAX_REFUSALS],
+        )?;
+    }
+    Ok(())
 }

@@ -6,7 +6,8 @@
 //! and the remote ids of rules.
 //!
 //! - [`leases`]: the leases, and the event each change appends to the outbox in the same
-//!   transaction;
+//!   transaction; [`lease_tx`] holds those writes at the level of one transaction, shared by
+//!   single changes and [`batch`]es (many peer leases in one transaction);
 //! - [`records`]: what each sink holds, and the work pending on it;
 //! - [`events`]: the outbox and its consumers' cursors;
 //! - [`meta`]: counters, the instance id, what netban keeps on sinks on purpose, refusals;
@@ -15,12 +16,15 @@
 //! Schema changes are numbered migration files in `migrations/`, applied in order and
 //! recorded in `PRAGMA user_version`. Every error names the database file.
 
+mod batch;
 mod events;
+mod lease_tx;
 mod leases;
 mod meta;
 mod peers;
 mod records;
 
+pub use batch::Batch;
 pub use leases::{LeaseChange, LeaseFacts};
 pub use meta::{Kept, Refused};
 pub use peers::{BusCursor, PeerMark, PeerProgress, PeerState, RevokeRequest};
@@ -252,17 +256,18 @@ fn retry_busy<T>(mut op: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Resul
     let give_up = std::time::Instant::now() + BUSY_TIMEOUT;
     loop {
         match op() {
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if matches!(
-                    e.code,
-                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                ) && std::time::Instant::now() < give_up =>
-            {
+            Err(e) if is_busy(&e) && std::time::Instant::now() < give_up => {
                 std::thread::sleep(Duration::from_millis(5 + fastrand::u64(..20)));
             }
             other => return other,
         }
     }
+}
+
+/// True when SQLite reports the database busy or locked.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
 }
 
 /// Creates `dir` (mode 0700) when missing; tightens nothing that exists.

@@ -7,7 +7,7 @@
 //! a crash replays at most one batch, which is harmless because applying a peer's event twice
 //! changes nothing the second time.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{Store, StoreError};
 use crate::target::Target;
@@ -138,50 +138,7 @@ impl Store {
         peers: &[PeerProgress],
         now: i64,
     ) -> Result<(), StoreError> {
-        self.write(|tx| {
-            if let Some((name, cur)) = cursor {
-                tx.execute(
-                    "INSERT INTO cluster_bus (name, stream_id, epoch, updated) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (name) DO UPDATE SET stream_id = excluded.stream_id,
-                       epoch = excluded.epoch, updated = excluded.updated",
-                    params![name, cur.stream_id, cur.epoch, now],
-                )?;
-            }
-            for p in peers {
-                let s = &p.state;
-                tx.execute(
-                    "INSERT INTO cluster_peers (origin, epoch, seq, sub, last_at, last_seen, resynced)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                     ON CONFLICT (origin) DO UPDATE SET
-                       epoch = CASE WHEN (excluded.epoch, excluded.seq, excluded.sub) > (epoch, seq, sub)
-                                    THEN excluded.epoch ELSE epoch END,
-                       seq = CASE WHEN (excluded.epoch, excluded.seq, excluded.sub) > (epoch, seq, sub)
-                                  THEN excluded.seq ELSE seq END,
-                       sub = CASE WHEN (excluded.epoch, excluded.seq, excluded.sub) > (epoch, seq, sub)
-                                  THEN excluded.sub ELSE sub END,
-                       last_at = coalesce(excluded.last_at, last_at),
-                       last_seen = coalesce(excluded.last_seen, last_seen),
-                       resynced = coalesce(excluded.resynced, resynced)",
-                    params![
-                        s.origin,
-                        s.mark.epoch,
-                        s.mark.seq,
-                        s.mark.sub,
-                        s.last_at,
-                        s.last_seen,
-                        s.resynced
-                    ],
-                )?;
-                for (cause, n) in &p.counts {
-                    tx.execute(
-                        "INSERT INTO cluster_counts (origin, cause, n) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (origin, cause) DO UPDATE SET n = n + excluded.n",
-                        params![s.origin, cause, n],
-                    )?;
-                }
-            }
-            Ok(())
-        })
+        self.write(|tx| save_progress(tx, cursor, peers, now))
     }
 
     /// Forgets what is known of `origin` (its high-water mark and counts): for a peer whose
@@ -304,6 +261,58 @@ impl Store {
             .unwrap_or(0))
         })
     }
+}
+
+/// Saves a stream reader's cursor and what a batch changed about its origins, in `tx` (the
+/// transaction of the leases they cover). Marks only grow; counts add up.
+pub(super) fn save_progress(
+    tx: &Transaction<'_>,
+    cursor: Option<(&str, &BusCursor)>,
+    peers: &[PeerProgress],
+    now: i64,
+) -> rusqlite::Result<()> {
+    if let Some((name, cur)) = cursor {
+        tx.execute(
+            "INSERT INTO cluster_bus (name, stream_id, epoch, updated) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name) DO UPDATE SET stream_id = excluded.stream_id,
+               epoch = excluded.epoch, updated = excluded.updated",
+            params![name, cur.stream_id, cur.epoch, now],
+        )?;
+    }
+    for p in peers {
+        let s = &p.state;
+        tx.execute(
+            "INSERT INTO cluster_peers (origin, epoch, seq, sub, last_at, last_seen, resynced)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (origin) DO UPDATE SET
+               epoch = CASE WHEN (excluded.epoch, excluded.seq, excluded.sub) > (epoch, seq, sub)
+                            THEN excluded.epoch ELSE epoch END,
+               seq = CASE WHEN (excluded.epoch, excluded.seq, excluded.sub) > (epoch, seq, sub)
+                          THEN excluded.seq ELSE seq END,
+               sub = CASE WHEN (excluded.epoch, excluded.seq, excluded.sub) > (epoch, seq, sub)
+                          THEN excluded.sub ELSE sub END,
+               last_at = coalesce(excluded.last_at, last_at),
+               last_seen = coalesce(excluded.last_seen, last_seen),
+               resynced = coalesce(excluded.resynced, resynced)",
+            params![
+                s.origin,
+                s.mark.epoch,
+                s.mark.seq,
+                s.mark.sub,
+                s.last_at,
+                s.last_seen,
+                s.resynced
+            ],
+        )?;
+        for (cause, n) in &p.counts {
+            tx.execute(
+                "INSERT INTO cluster_counts (origin, cause, n) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (origin, cause) DO UPDATE SET n = n + excluded.n",
+                params![s.origin, cause, n],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
