@@ -21,6 +21,7 @@ pub mod limits;
 pub mod lock;
 pub mod node;
 pub mod receive;
+mod reconnect;
 pub mod redis;
 pub mod sign;
 pub mod status;

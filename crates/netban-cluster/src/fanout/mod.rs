@@ -30,7 +30,7 @@ use crate::config::FanoutConfig;
 use crate::counts::Verdict;
 use crate::node::Node;
 use crate::receive::Admission;
-use crate::redis::publish::RECONNECT;
+use crate::reconnect::Reconnect;
 use crate::sign::Trust;
 use crate::status::{FANOUT_CONSUMER, Link};
 use line::{Line, LineReader};
@@ -92,30 +92,25 @@ impl Fanout {
             }
         };
         let mut echoes = VecDeque::new();
-        let mut attempt = 0u32;
+        let mut retry = Reconnect::new(Link::Fanout);
         loop {
             let mut connected = false;
             let r = tokio::select! {
                 _ = &mut stop => return,
                 r = self.session(&cfg, &adm, &mut echoes, &mut connected) => r,
             };
-            if connected {
-                attempt = 0;
-            }
-            attempt += 1;
             let e = r
                 .err()
                 .unwrap_or_else(|| "the server closed the connection".into());
-            if attempt == 1 || attempt.is_power_of_two() {
-                tracing::warn!(
+            let wait = retry.ended(&self.node.live, connected, Some(e), |e| {
+                format!(
                     "cluster: fanout server {}: {e}; connecting again (bans to announce wait in the outbox)",
                     cfg.server
-                );
-            }
-            self.node.live.down(Link::Fanout, e);
+                )
+            });
             tokio::select! {
                 _ = &mut stop => return,
-                _ = tokio::time::sleep(RECONNECT.delay(attempt)) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }

@@ -19,7 +19,6 @@ use std::time::Duration;
 use netban_core::clock;
 use netban_core::lease::Origin;
 use netban_core::outbox::{Consumer, Event, EventKind};
-use netban_core::retry::Backoff;
 use netban_core::store::{BusCursor, PeerMark, RevokeRequest};
 use netban_core::{Lease, Until};
 use redis::aio::MultiplexedConnection;
@@ -27,6 +26,7 @@ use redis::aio::MultiplexedConnection;
 use super::{BusError, bounded, epoch, now_ms};
 use crate::event::{Kind, PeerEvent};
 use crate::node::Node;
+use crate::reconnect::Reconnect;
 use crate::sign::HostKey;
 use crate::status::{Link, PUBLISHER_CONSUMER};
 
@@ -40,9 +40,6 @@ const REBUILD_CHUNK: usize = 1000;
 const PUBLISHER_BUS: &str = "publisher";
 /// Published revokes are kept this long (for `explain`).
 const KEEP_REVOKES: i64 = 7 * 86_400;
-
-pub(crate) const RECONNECT: Backoff =
-    Backoff::new(Duration::from_millis(200), Duration::from_secs(30), 0.25);
 
 /// Publishes this host's events. Build it with [`crate::Cluster::publisher`].
 pub struct Publisher {
@@ -63,28 +60,19 @@ impl Publisher {
     /// Runs until `stop`; reconnects with backoff; wakes on [`crate::Cluster::wake`].
     pub async fn run(self, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
-        let mut attempt = 0u32;
+        let mut retry = Reconnect::new(Link::Publisher);
         loop {
             let mut connected = false;
             let r = tokio::select! {
                 _ = &mut stop => return,
                 r = self.session(&mut connected) => r,
             };
-            if connected {
-                attempt = 0;
-            }
-            attempt += 1;
-            if let Err(e) = r {
-                if attempt == 1 || attempt.is_power_of_two() {
-                    tracing::warn!(
-                        "cluster: publishing to redis failed ({e}); bans wait in the outbox and go out when redis answers"
-                    );
-                }
-                self.node.live.down(Link::Publisher, e.to_string());
-            }
+            let wait = retry.ended(&self.node.live, connected, r.err().map(|e| e.to_string()), |e| {
+                format!("cluster: publishing to redis failed ({e}); bans wait in the outbox and go out when redis answers")
+            });
             tokio::select! {
                 _ = &mut stop => return,
-                _ = tokio::time::sleep(RECONNECT.delay(attempt)) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }

@@ -33,11 +33,11 @@ use netban_core::store::BusCursor;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 
-use super::publish::RECONNECT;
 use super::reply::{self, Entry};
 use super::{BusError, bounded, epoch};
 use crate::node::Node;
 use crate::receive::{Admission, PER_TRANSACTION};
+use crate::reconnect::{RECONNECT, Reconnect};
 use crate::status::{Link, RECEIVER_CURSOR};
 
 /// Entries per `XREAD`: one page, applied in one transaction.
@@ -91,28 +91,19 @@ impl Receiver {
                 }
             }
         };
-        let mut attempt = 0u32;
+        let mut retry = Reconnect::new(Link::Receiver);
         loop {
             let mut connected = false;
             let r = tokio::select! {
                 _ = &mut stop => return,
                 r = self.session(&admission, &mut connected) => r,
             };
-            if connected {
-                attempt = 0;
-            }
-            attempt += 1;
-            if let Err(e) = r {
-                if attempt == 1 || attempt.is_power_of_two() {
-                    tracing::warn!(
-                        "cluster: reading the bus failed ({e}); peers' bans arrive when redis answers again"
-                    );
-                }
-                self.node.live.down(Link::Receiver, e.to_string());
-            }
+            let wait = retry.ended(&self.node.live, connected, r.err().map(|e| e.to_string()), |e| {
+                format!("cluster: reading the bus failed ({e}); peers' bans arrive when redis answers again")
+            });
             tokio::select! {
                 _ = &mut stop => return,
-                _ = tokio::time::sleep(RECONNECT.delay(attempt)) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }
