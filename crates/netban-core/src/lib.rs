@@ -10,7 +10,8 @@
 //! - [`sink`]: the trait an enforcement point implements; [`owner`]: whose entries are whose;
 //!   [`exec`] is the command sink.
 //! - [`reconcile`]: the engine that makes every sink hold the desired set; [`lock`]: one
-//!   delivering process per sink; [`retry`]: backoff shared with the drivers.
+//!   delivering process per sink; [`retry`]: backoff shared with the drivers;
+//!   [`private_file`]: the small state files besides the database.
 
 pub mod clock;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod leases;
 pub mod lock;
 pub mod outbox;
 pub mod owner;
+pub mod private_file;
 pub mod reconcile;
 pub mod retry;
 pub mod sink;

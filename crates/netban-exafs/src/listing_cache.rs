@@ -9,10 +9,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use netban_core::Target;
+use netban_core::{Target, private_file};
 use serde::{Deserialize, Serialize};
 
-use crate::token::write_private;
+/// The largest cache file read back (a million foreign rules fit in about 40 MB).
+const MAX_FILE: u64 = 64 << 20;
 
 /// How long the community's name is trusted (it changes only when an admin renames it).
 pub const NAME_TTL: i64 = 86_400;
@@ -49,7 +50,16 @@ impl ListingCache {
 
     /// The cached listing, if it is for our community; a missing or broken file is `None`.
     pub fn load(&self) -> Option<Listed> {
-        let text = std::fs::read_to_string(&self.path).ok()?;
+        let text = match private_file::read(&self.path, MAX_FILE) {
+            Ok(text) => text?,
+            Err(e) => {
+                tracing::warn!(
+                    "exafs: listing cache {} {e}; listing ExaFS again",
+                    self.path.display()
+                );
+                return None;
+            }
+        };
         let cached: Cached = serde_json::from_str(&text).ok()?;
         if cached.community != self.community {
             return None;
@@ -76,7 +86,7 @@ impl ListingCache {
         };
         let written = serde_json::to_vec(&cached)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| write_private(&self.path, &bytes));
+            .and_then(|bytes| private_file::write(&self.path, &bytes));
         if let Err(e) = written {
             tracing::debug!("cannot write {}: {e}", self.path.display());
         }

@@ -21,12 +21,12 @@
 //! Anything unreadable or foreign in the file is ignored: a token can always be fetched again.
 
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use netban_core::private_file;
 
 /// A cached token counts as usable until this many seconds before its `exp`: enough for a
 /// request that starts just before to still be accepted.
@@ -149,25 +149,17 @@ impl TokenCache {
 
     /// The cached token, if the file exists and holds a token for this URL and key.
     pub fn load(&self) -> Option<Token> {
-        let file = match std::fs::File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        let text = match private_file::read(&self.path, MAX_FILE) {
+            Ok(Some(text)) => text,
+            Ok(None) => return None,
             Err(e) => {
-                tracing::debug!(
-                    "exafs: cannot read token cache {}: {e}",
+                tracing::warn!(
+                    "exafs: token cache {} {e}; fetching a new token (remove the file to silence this)",
                     self.path.display()
                 );
                 return None;
             }
         };
-        let mut text = String::new();
-        if let Err(e) = file.take(MAX_FILE).read_to_string(&mut text) {
-            tracing::debug!(
-                "exafs: cannot read token cache {}: {e}",
-                self.path.display()
-            );
-            return None;
-        }
         let mut lines = text.lines();
         let header = lines.next()?;
         if header.strip_prefix(HEADER)?.trim() != self.fingerprint {
@@ -183,37 +175,8 @@ impl TokenCache {
     /// Replaces the cached token, atomically (temporary file + rename), with mode 0600.
     pub fn store(&self, token: &Token) -> io::Result<()> {
         let text = format!("{HEADER} {}\n{}\n", self.fingerprint, token.expose());
-        write_private(&self.path, text.as_bytes())
+        private_file::write(&self.path, text.as_bytes())
     }
-}
-
-/// Writes `contents` to `path` atomically (a temporary file in the same directory, then a
-/// rename), mode 0600: concurrent netban processes never read half a file.
-pub(crate) fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let base = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{base}.{}.{:08x}.tmp",
-        std::process::id(),
-        fastrand::u32(..)
-    ));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(contents)?;
-        f.flush()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// Names the URL and key without revealing the key: the first 16 bytes of a SHA-256, in hex.

@@ -215,6 +215,23 @@ async fn sqlite_file_is_private_and_survives_a_reopen() {
 }
 
 #[tokio::test]
+async fn sqlite_never_opens_stats_db_through_a_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("elsewhere.db");
+    let path = dir.path().join("stats.db");
+    // A dangling link: following it would create the file it points to.
+    std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+    let err = SqliteBackend::open(&path).unwrap_err().to_string();
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    assert!(!elsewhere.exists(), "the link's target was created");
+    // A link to an existing database is refused too, and the database is left alone.
+    SqliteBackend::open(&elsewhere).unwrap();
+    let before = std::fs::read(&elsewhere).unwrap();
+    assert!(SqliteBackend::open(&path).is_err());
+    assert_eq!(std::fs::read(&elsewhere).unwrap(), before);
+}
+
+#[tokio::test]
 async fn sqlite_refuses_a_newer_schema_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("stats.db");

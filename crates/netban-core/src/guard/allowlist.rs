@@ -7,7 +7,6 @@
 //! make every `netban ban` fail with exit 3 while the daemon kept the old list, and the CLI's
 //! bans were lost. Without a good copy yet, the lines that do parse apply.
 
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -76,7 +75,7 @@ impl AllowFile {
                 match bad {
                     None => {
                         if let Some(g) = &good
-                            && std::fs::read_to_string(g).ok().as_deref() != Some(text.as_str())
+                            && read_good(g).as_deref() != Some(text.as_str())
                         {
                             store_good(g, &text);
                         }
@@ -100,7 +99,7 @@ impl AllowFile {
 
     /// The last good version when there is one, else `fallback`; says which in the problem.
     fn use_good_copy(&mut self, good: Option<&Path>, fallback: Vec<Protected>) {
-        let copy = good.and_then(|g| std::fs::read_to_string(g).ok());
+        let copy = good.and_then(read_good);
         let note = match copy {
             Some(text) => {
                 self.nets = parse(&self.path, &text).0;
@@ -158,24 +157,17 @@ fn good_copy(cache: &Path, path: &Path) -> PathBuf {
     cache.join(format!("{stem}-{:016x}.good", h.finish()))
 }
 
+/// The last good copy, if there is one netban can read (never through a symlink).
+fn read_good(path: &Path) -> Option<String> {
+    crate::private_file::read(path, MAX_FILE).ok().flatten()
+}
+
 /// Writes the good copy atomically (0600, never through a symlink); failures only cost the
 /// fallback.
 fn store_good(dest: &Path, text: &str) {
-    use std::io::Write;
     let Some(dir) = dest.parent() else { return };
     if std::fs::create_dir_all(dir).is_err() {
         return;
     }
-    let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
-    let written = std::fs::OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .and_then(|()| std::fs::rename(&tmp, dest));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
+    let _ = crate::private_file::write(dest, text.as_bytes());
 }

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 
 use crate::backend::{Recorded, StatsBackend};
 use crate::error::StatsError;
@@ -70,19 +70,25 @@ impl SqliteBackend {
             path: path.to_path_buf(),
             source,
         };
-        if !path.exists() {
-            // Created by us so it is 0600 from the first byte (-wal and -shm follow its mode).
+        if std::fs::symlink_metadata(path).is_err() {
+            // Created by us so it is 0600 from the first byte (-wal and -shm follow its mode),
+            // never through a symlink.
             OpenOptions::new()
-                .create(true)
+                .create_new(true)
                 .append(true)
                 .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(path)
                 .map_err(|source| StatsError::Open {
                     path: path.to_path_buf(),
                     source,
                 })?;
         }
-        let conn = Connection::open(path).map_err(sql)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn = Connection::open_with_flags(path, flags).map_err(sql)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
