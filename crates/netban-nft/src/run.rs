@@ -173,11 +173,13 @@ impl Nft {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|source| NftError::Spawn {
             path: self.path.clone(),
             source,
         })?;
+        let pgid = child.id();
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
@@ -201,6 +203,8 @@ impl Nft {
         let (out, err, status) = match tokio::time::timeout(budget, io).await {
             Ok(done) => done,
             Err(_) => {
+                // The whole group: a wrapper script's children go with it.
+                netban_core::exec::kill_group(pgid);
                 let _ = child.start_kill();
                 let _ = child.wait().await;
                 return Err(NftError::Timeout {

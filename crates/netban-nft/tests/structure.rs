@@ -319,3 +319,40 @@ fn an_nft_call_that_hangs_is_killed_at_the_timeout_and_retried_soon() {
         }
     });
 }
+
+#[test]
+fn a_hung_nft_wrapper_is_killed_with_the_children_it_started() {
+    netns::block_on(|_ns| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("child.pid");
+        let wrapper = dir.path().join("nft-wrapper");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nsleep 60 &\necho $! > {}\nwait\n",
+                pids.to_str().unwrap()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let sink = sink(&format!(
+            "nft = {:?}\ntimeout = 0.5\n",
+            wrapper.to_str().unwrap()
+        ));
+        for o in apply(&sink, &[ban("198.51.100.3", 600)]).await {
+            assert_eq!(o.unwrap_err().retry, Retry::Soon);
+        }
+        let pid: i32 = std::fs::read_to_string(&pids)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // The child may take a moment to be reaped by init; it must not be left running.
+        let gone = (0..50).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            stat.is_empty() || stat.split_whitespace().nth(2) == Some("Z")
+        });
+        assert!(gone, "the wrapper's child {pid} outlived the timeout");
+    });
+}

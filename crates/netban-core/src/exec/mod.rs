@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 pub use config::ExecConfig;
-pub use run::find_program;
+pub use run::{find_program, kill_group};
 
 use crate::config::SinkEnv;
 use crate::owner::Mark;

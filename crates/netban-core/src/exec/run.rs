@@ -107,7 +107,9 @@ async fn keep(mut stream: impl AsyncRead + Unpin, kept: std::sync::Arc<std::sync
     }
 }
 
-fn kill_group(pgid: Option<u32>) {
+/// Kills the process group a child was started in with `process_group(0)` (its pid is the
+/// group's id): the child and whatever it left running.
+pub fn kill_group(pgid: Option<u32>) {
     if let Some(pg) = pgid.and_then(|p| i32::try_from(p).ok()) {
         // SAFETY: killpg has no memory-safety preconditions; the group is the child's own
         // (process_group(0) made its pid the group id).
