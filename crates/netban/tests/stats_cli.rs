@@ -80,3 +80,31 @@ fn stats_without_a_stats_section_say_how_to_turn_them_on() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn check_validates_the_stats_section_and_reaches_its_backend() {
+    // A wrong [stats] is a config error at check, as at `netban stats` and daemon start.
+    let nb = with("[stats]\ntimezone = \"Mars/Olympus\"\n");
+    let out = nb.expect(3, &["check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Mars/Olympus"), "{err}");
+    // A good one: the backend answers; an mmdb file that cannot be read is a warning.
+    let nb = with(&format!(
+        "[stats]\ncountry_db = {:?}\nasn_db = \"/nonexistent/asn.mmdb\"\n",
+        geoip("GeoLite2-Country-Test.mmdb")
+    ));
+    let out = nb.expect(0, &["check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("stats: ok: sqlite backend answers (0 bans today)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("WARNING: asn_db /nonexistent/asn.mmdb cannot be read"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("country_db"),
+        "the country file loads: {text}"
+    );
+}

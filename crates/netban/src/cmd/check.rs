@@ -63,6 +63,13 @@ pub fn run(ctx: &mut Context) -> CliResult {
         ok &= !line.contains("FAILED");
         lines.push(line);
     }
+    let mut stats_line = None;
+    if let Some(cfg) = crate::stats::config(ctx)? {
+        let line = stats_check(ctx, &rt, &cfg);
+        ok &= !line.contains("FAILED");
+        lines.push(line.clone());
+        stats_line = Some(line);
+    }
     let mut results = Vec::new();
     for def in &ctx.sinks {
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -90,7 +97,7 @@ pub fn run(ctx: &mut Context) -> CliResult {
     if ctx.json {
         super::print_json(&serde_json::json!({
             "ok": ok, "config": ctx.config_path(), "host_id": env.host_id,
-            "mark": env.mark.to_string(), "guard_problems": guard.problems(), "sinks": results,
+            "mark": env.mark.to_string(), "guard_problems": guard.problems(), "sinks": results, "stats": stats_line,
         }));
     } else {
         for l in &lines {
@@ -147,4 +154,51 @@ fn cluster_check(
             netban_core::config::redact_userinfo(&e)
         ),
     }
+}
+
+/// The statistics' backend reached (a one-day report) and the mmdb files loaded.
+fn stats_check(
+    ctx: &mut Context,
+    rt: &tokio::runtime::Runtime,
+    cfg: &netban_stats::StatsConfig,
+) -> String {
+    let stats = match crate::stats::open(ctx) {
+        Ok(Some(s)) => s,
+        Ok(None) => return "stats: off".into(),
+        Err(e) => return format!("stats: FAILED: {e}"),
+    };
+    let answered = rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(15),
+            stats.report(1, netban_core::clock::now()),
+        )
+        .await
+    });
+    let backend = stats.backend().name();
+    let mut line = match answered {
+        Ok(Ok(r)) => format!(
+            "stats: ok: {backend} backend answers ({} bans today)",
+            r.total
+        ),
+        Ok(Err(e)) => format!(
+            "stats: FAILED: {}",
+            netban_core::config::redact_userinfo(&e.to_string())
+        ),
+        Err(_) => format!("stats: FAILED: the {backend} backend gave no answer within 15 s"),
+    };
+    let (country, asn) = stats.geo().loaded();
+    for (key, path, loaded) in [
+        ("country_db", &cfg.country_db, country),
+        ("asn_db", &cfg.asn_db, asn),
+    ] {
+        if let Some(p) = path
+            && !loaded
+        {
+            line.push_str(&format!(
+                "; WARNING: {key} {} cannot be read: bans are counted without it until it can",
+                p.display()
+            ));
+        }
+    }
+    line
 }
