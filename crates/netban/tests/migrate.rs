@@ -183,6 +183,18 @@ fn switching_from_exafs_action_adopts_its_rules_and_every_unban_unblocks() {
         "{again:?}"
     );
     assert_eq!(nb.config_text(), written);
+    // On a host with a config already (the package ships one) it prints what to merge.
+    let merge = stdout(&nb.expect(0, &["migrate", "exafs-action", "--from", from]));
+    assert!(merge.contains("to merge by hand"), "{merge}");
+    assert!(
+        merge.contains(&format!("url = \"{}\"", exafs.url())),
+        "{merge}"
+    );
+    assert!(
+        !merge.contains(exafs.api_key()),
+        "the key was printed: {merge}"
+    );
+    assert_eq!(nb.config_text(), written);
 
     // The operator's edits: a test state dir, a log, TEST-NET addresses on this machine.
     let edited = written

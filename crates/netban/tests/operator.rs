@@ -297,6 +297,36 @@ fn help_and_man_pages_say_what_an_operator_needs() {
         );
     }
     assert!(read(&dir.path().join("netban-ban.1")).contains(".SH EXAMPLES"));
+    // Every page a page refers to is there (netban-cluster(1) names netban-cluster-keygen(1)
+    // and netban-migrate(1) netban-migrate-exafs-action(1), which hold their options).
+    let mut referenced = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let text = read(&entry.unwrap().path());
+        for (i, _) in text.match_indices("netban\\-") {
+            let rest = &text[i..];
+            let len = rest
+                .find(|c: char| !(c.is_ascii_lowercase() || c == '\\' || c == '-'))
+                .unwrap_or(rest.len());
+            let tail = rest[len..].trim_start_matches(' ');
+            if tail.starts_with("(1)") {
+                referenced.insert(rest[..len].replace('\\', ""));
+            }
+        }
+    }
+    for name in ["netban-cluster-keygen", "netban-migrate-exafs-action"] {
+        assert!(referenced.contains(name), "{name} in {referenced:?}");
+    }
+    for name in &referenced {
+        let page = dir.path().join(format!("{name}.1"));
+        assert!(page.exists(), "{name}(1) is named but not written");
+    }
+    let migrate = read(&dir.path().join("netban-migrate-exafs-action.1"));
+    for option in ["\\-\\-from", "\\-\\-rules", "\\-\\-write"] {
+        assert!(
+            migrate.contains(option),
+            "{option} in netban-migrate-exafs-action(1)"
+        );
+    }
     assert!(dir.path().join("netban.toml.5").exists());
     // A closed pipe is not a panic.
     let mut child = nb

@@ -3,7 +3,8 @@
 //!
 //! `generate man` prints netban(1): the synopsis, options and subcommands from clap, then
 //! EXIT STATUS, ENVIRONMENT, FILES, EXAMPLES and SEE ALSO. With `--out-dir` it writes
-//! netban.1 and one page per subcommand (netban-ban.1, ...), which netban(1) names, plus
+//! netban.1 and one page per subcommand (netban-ban.1, ..., netban-cluster-keygen.1), which
+//! their parents name, plus
 //! netban.toml(5). A closed pipe (`netban generate bash | head`) ends quietly (issue 7: it
 //! used to panic).
 
@@ -42,13 +43,19 @@ fn man(cmd: clap::Command, dir: Option<&std::path::Path>) -> CliResult {
         std::fs::write(&path, bytes)
             .map_err(|e| CliError::Runtime(format!("{}: {e}", path.display())))
     };
-    for sub in subcommands(&cmd) {
-        let name = format!("netban-{}", sub.get_name());
-        let sub = sub
-            .clone()
-            .name(name.clone())
-            .bin_name(format!("netban {}", sub.get_name()));
-        write(format!("{name}.1"), sub_page(sub)?)?;
+    // One page per subcommand, and per subcommand of those (netban-cluster-keygen.1), as
+    // their parents' SUBCOMMANDS sections name them.
+    let mut pages: Vec<(String, String, clap::Command)> = subcommands(&cmd)
+        .map(|s| ("netban".to_string(), "netban".to_string(), s.clone()))
+        .collect();
+    while let Some((parent, parent_bin, sub)) = pages.pop() {
+        let name = format!("{parent}-{}", sub.get_name());
+        let bin = format!("{parent_bin} {}", sub.get_name());
+        for nested in subcommands(&sub) {
+            pages.push((name.clone(), bin.clone(), nested.clone()));
+        }
+        let page = sub.clone().name(name.clone()).bin_name(bin);
+        write(format!("{name}.1"), sub_page(page, &parent)?)?;
     }
     write("netban.toml.5".into(), CONFIG_PAGE.as_bytes().to_vec())?;
     write("netban.1".into(), main)
@@ -67,7 +74,11 @@ fn render_err(e: std::io::Error) -> CliError {
 fn main_page(cmd: &clap::Command) -> CliResult<Vec<u8>> {
     // The EXAMPLES of `--help` get their own section here, without the exit codes and files
     // that have theirs.
-    let cmd = cmd.clone().after_help("").after_long_help("");
+    let cmd = cmd
+        .clone()
+        .after_help("")
+        .after_long_help("")
+        .disable_help_subcommand(true);
     let man = clap_mangen::Man::new(cmd.clone());
     let mut buf = Vec::new();
     man.render_title(&mut buf).map_err(render_err)?;
@@ -84,7 +95,7 @@ fn main_page(cmd: &clap::Command) -> CliResult<Vec<u8>> {
     buf.extend_from_slice(MAIN_SECTIONS.as_bytes());
     buf.extend_from_slice(
         format!(
-            ".SH \"SEE ALSO\"\n{}\n.BR netban.toml (5),\n.BR fail2ban (1).\nThe documentation in /usr/share/doc/netban (README, docs/).\n",
+            ".SH \"SEE ALSO\"\n{}\n.BR netban.toml (5),\n.BR fail2ban (1).\nThe documentation in /usr/share/doc/netban (README.md, config.md and one page per topic).\n",
             see_also.join("\n")
         )
         .as_bytes(),
@@ -93,13 +104,19 @@ fn main_page(cmd: &clap::Command) -> CliResult<Vec<u8>> {
     Ok(buf)
 }
 
-/// netban-SUB(1): clap's page, with its examples under EXAMPLES.
-fn sub_page(cmd: clap::Command) -> CliResult<Vec<u8>> {
+/// netban-SUB(1): clap's page, with its examples under EXAMPLES; `parent` is the page that
+/// names it.
+fn sub_page(cmd: clap::Command, parent: &str) -> CliResult<Vec<u8>> {
     let examples = cmd
         .get_after_help()
         .map(|s| s.to_string())
         .unwrap_or_default();
-    let man = clap_mangen::Man::new(cmd.clone().after_help("").after_long_help(""));
+    let man = clap_mangen::Man::new(
+        cmd.clone()
+            .after_help("")
+            .after_long_help("")
+            .disable_help_subcommand(true),
+    );
     let mut buf = Vec::new();
     man.render_title(&mut buf).map_err(render_err)?;
     man.render_name_section(&mut buf).map_err(render_err)?;
@@ -116,7 +133,12 @@ fn sub_page(cmd: clap::Command) -> CliResult<Vec<u8>> {
         buf.extend_from_slice(roff_escape(examples.trim()).as_bytes());
         buf.extend_from_slice(b"\n.fi\n");
     }
-    buf.extend_from_slice(b".SH \"SEE ALSO\"\n.BR netban (1),\n.BR netban.toml (5).\n");
+    let mut see_also = String::from(".SH \"SEE ALSO\"\n");
+    if parent != "netban" {
+        see_also.push_str(&format!(".BR {} (1),\n", parent.replace('-', "\\-")));
+    }
+    see_also.push_str(".BR netban (1),\n.BR netban.toml (5).\n");
+    buf.extend_from_slice(see_also.as_bytes());
     Ok(buf)
 }
 
@@ -244,7 +266,7 @@ origins, min_origins, exclusive, batch_window; then the driver's own keys.
 .SH FILES
 .I /usr/share/doc/netban/examples/netban.toml.example
 (every common setting, commented),
-.I /usr/share/doc/netban/docs/config.md
+.I /usr/share/doc/netban/config.md
 (every key).
 .SH "SEE ALSO"
 .BR netban (1).

@@ -3,7 +3,8 @@
 //!
 //! - The old script's `exafs.cfg` (INI, section `[exafs]`: `url`, `api_key`, `community`,
 //!   `whitelist_file`) becomes a netban config: printed when NEW does not exist, written with
-//!   `--write` (never over an existing file), the key in its own 0600 file beside it.
+//!   `--write` (never over an existing file), the key in its own 0600 file beside it; when NEW
+//!   exists (a packaged host), printed for the operator to merge.
 //! - With `--rules`, the rules the old script made (its `rules.json`: address -> rule id) are
 //!   **adopted** into NEW's state: checked against ExaFS (same address and community), recorded
 //!   as netban's, so netban extends them and deletes them at the last unban like its own, with
@@ -65,8 +66,18 @@ pub fn run(cli: &Cli, a: &MigrateArgs) -> CliResult {
         write_new(&key_file, &format!("{}\n", old.api_key))?;
         write_new(&new, &text)?;
         say!("wrote {} and {} (0600)", new.display(), key_file.display());
-    } else if m.write {
-        say!("{} exists; netban does not write over it", new.display());
+    } else if m.rules.is_none() || m.write {
+        // A packaged host has a config already: show what to merge into it.
+        let key_file = new.with_file_name("exafs.key");
+        say!(
+            "# {} exists; netban does not write over it. The old settings as netban config, to merge by hand:",
+            new.display()
+        );
+        say!("{}", config_text(&old, &key_file).trim_end());
+        say!(
+            "# put the API key into {} yourself (mode 0600), or point api_key_file elsewhere",
+            key_file.display()
+        );
     }
     if let Some(rules) = &m.rules {
         let mut ctx = Context::load_file(cli, Some(&new))?;
