@@ -103,26 +103,16 @@ impl NftSink {
             if last.get(change.target()) != Some(&i) {
                 continue;
             }
-            let place = match self.layout.place(change.target()) {
-                Ok(p) => p,
+            let (item, expires) = match self.item_for(change, now) {
+                Ok(x) => x,
                 Err(m) => {
                     outcomes[i] = Some(Err(SinkError::later(format!("{}: {m}", self.name))));
                     continue;
                 }
             };
-            let (op, expires) = match change {
-                Change::Add { expires, lease, .. } => {
-                    let timeout = batch::timeout_for(expires.or(lease.until), now);
-                    let expires = timeout.and(expires.or(lease.until));
-                    let comment = mark::comment(&self.mark, lease, expires);
-                    (Op::Put { timeout, comment }, expires)
-                }
-                Change::Remove { .. } => (Op::Remove, None),
-            };
-            let target = *change.target();
             items.push(Pending {
                 index: i,
-                item: Item { target, place, op },
+                item,
                 expires,
             });
         }
@@ -143,6 +133,41 @@ impl NftSink {
                     })
             })
             .collect()
+    }
+
+    /// The element command of one change (its set, and for an add its timeout and comment),
+    /// and when the entry expires.
+    fn item_for(&self, change: &Change, now: i64) -> Result<(Item, Option<i64>), String> {
+        let place = self.layout.place(change.target())?;
+        let (op, expires) = match change {
+            Change::Add { expires, lease, .. } => {
+                let timeout = batch::timeout_for(expires.or(lease.until), now);
+                let expires = timeout.and(expires.or(lease.until));
+                let comment = mark::comment(&self.mark, lease, expires);
+                (Op::Put { timeout, comment }, expires)
+            }
+            Change::Remove { .. } => (Op::Remove, None),
+        };
+        let target = *change.target();
+        Ok((Item { target, place, op }, expires))
+    }
+
+    /// The transaction one change would be, for `--dry-run` (a set's structure commands,
+    /// when missing, would go at its head).
+    pub fn describe_change(&self, change: &Change) -> String {
+        match self.item_for(change, clock::now()) {
+            Err(m) => format!("nothing: {m}"),
+            Ok((item, _)) => {
+                let mut tx = Transaction::default();
+                let set = item.place.set.clone();
+                batch::push_set(&mut tx, &self.layout.table, &set, &[&item], Presence::Blind);
+                format!(
+                    "{} -j -f - with {}",
+                    self.nft.path().display(),
+                    String::from_utf8_lossy(&tx.to_json())
+                )
+            }
+        }
     }
 
     async fn run_items(
@@ -334,6 +359,10 @@ impl Sink for NftSink {
 
     fn self_expiring(&self) -> bool {
         NftSink::self_expiring(self)
+    }
+
+    fn describe(&self, change: &Change) -> String {
+        self.describe_change(change)
     }
 
     async fn apply(&self, changes: &[Change], deadline: Instant) -> Vec<Outcome> {

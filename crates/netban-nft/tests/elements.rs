@@ -253,3 +253,23 @@ fn a_batch_of_5000_targets_is_one_transaction() {
         assert!(ns.values(TABLE, "nets4_24").is_empty());
     });
 }
+
+#[test]
+fn a_dry_run_shows_the_transaction_a_change_would_be() {
+    // No kernel needed: describing sends nothing.
+    let sink = sink("");
+    let add = netban_core::Sink::describe(&sink, &ban("198.51.100.7", 600));
+    assert!(add.contains("nft -j -f - with {\"nftables\":["), "{add}");
+    assert!(add.contains("\"198.51.100.7\""), "{add}");
+    assert!(
+        add.contains("\"timeout\":"),
+        "a ban carries its timeout: {add}"
+    );
+    assert!(add.contains("\"name\":\"hosts4\""), "{add}");
+    assert!(add.contains("jail=sshd"), "the mark's comment: {add}");
+    let net = netban_core::Sink::describe(&sink, &ban("2001:db8:7::/48", 600));
+    assert!(net.contains("2001:db8:7::") && net.contains("48"), "{net}");
+    let remove = netban_core::Sink::describe(&sink, &unban("198.51.100.7"));
+    assert!(remove.contains("delete"), "{remove}");
+    assert!(!remove.contains("\"timeout\":"), "{remove}");
+}
