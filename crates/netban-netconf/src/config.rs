@@ -93,6 +93,8 @@ pub struct NetconfConfig {
     /// committed along with netban's and nobody edits in between.
     pub lock: bool,
     /// After a failed edit or commit, `<discard-changes/>` the candidate (default true).
+    /// `discard-changes`, the operation's own name, is accepted too.
+    #[serde(alias = "discard-changes")]
     pub discard_changes: bool,
     /// `blocklist`, `128t` or `junos`: a shipped layout; the keys below override parts of it.
     pub preset: Option<Preset>,

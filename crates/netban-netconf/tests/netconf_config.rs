@@ -169,6 +169,13 @@ fn warn_worthy_modes_are_reported() {
     assert!(w.contains("discard_changes = true without lock"), "{w}");
     let c = parse(&format!("{BASE}host = \"r1\"\n")).unwrap();
     assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    // The spelling, the operation's own name, means the same key.
+    let c = parse(&format!(
+        "{BASE}host = \"r1\"\nlock = false\ndiscard-changes = false\n"
+    ))
+    .unwrap();
+    assert!(!c.discard_changes);
+    assert!(!c.warnings().join("\n").contains("discard_changes"));
 }
 
 #[test]

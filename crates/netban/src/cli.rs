@@ -37,7 +37,7 @@ pub struct Cli {
     /// Log more to stderr (-v info, -vv debug).
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Print machine-readable JSON (list, sync, check, status, explain).
+    /// Print machine-readable JSON (list, sync, check, status, explain, stats, cluster status).
     #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
