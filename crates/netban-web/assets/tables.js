@@ -116,18 +116,15 @@ export function tops(s) {
   );
 }
 
-function scalar(v) {
-  return v === null || ["string", "number", "boolean"].includes(typeof v);
+/** One link of the cluster (publisher, receiver, fanout): up since when, or down and why. */
+function link(l, now) {
+  if (!l) return "";
+  if (l.connected) return l.since ? `connected, ${rel(l.since, now)}` : "connected";
+  return `DOWN${l.last_error ? `: ${l.last_error}` : ""}${l.since ? ` (${rel(l.since, now)})` : ""}`;
 }
 
-function show(key, v, now) {
-  if (v === null || v === undefined) return "";
-  if (typeof v === "number" && /(_at|seen|time|since|until)$/.test(key) && v > 1e9) return rel(v, now);
-  if (typeof v === "number") return num(v);
-  return String(v);
-}
-
-/** The cluster's status: its scalar facts, and its peers as a table. */
+/** The cluster's status (`/api/v1/cluster`, netban_cluster::ClusterStatus): the bus and its
+ * lag, the fanout link, the exclusive sinks' locks, and the peers as a table. */
 export function cluster(c) {
   const panel = document.getElementById("cluster-panel");
   if (!c) {
@@ -136,21 +133,46 @@ export function cluster(c) {
   }
   panel.classList.remove("hidden");
   const now = Math.floor(Date.now() / 1000);
-  const facts = Object.entries(c).filter(([, v]) => scalar(v));
-  fill(document.getElementById("cluster-facts"), facts.flatMap(([k, v]) => [el("dt", { text: k.replace(/_/g, " ") }), el("dd", { text: show(k, v, now) })]));
-  const peers = Array.isArray(c.peers) ? c.peers : c.peers && typeof c.peers === "object" ? Object.entries(c.peers).map(([host, p]) => ({ host, ...(typeof p === "object" ? p : { value: p }) })) : [];
-  const cols = [];
-  for (const p of peers) for (const [k, v] of Object.entries(p)) if (scalar(v) && !cols.includes(k)) cols.push(k);
-  // The peer's name first, whatever order the JSON has.
-  cols.sort((a, b) => ["host", "id", "name"].includes(b) - ["host", "id", "name"].includes(a));
+  const facts = [["host", c.host, ""]];
+  const b = c.bus;
+  if (b) {
+    if (b.url) facts.push(["redis", b.url, ""]);
+    facts.push(["publisher", link(b.publisher, now), b.publisher && !b.publisher.connected ? "bad" : ""]);
+    facts.push(["receiver", link(b.receiver, now), b.receiver && !b.receiver.connected ? "bad" : ""]);
+    facts.push(["to publish", b.publish_lag > 0 ? `${num(b.publish_lag)} events waiting in the outbox` : "nothing waiting", b.publish_lag > 0 ? "warn" : ""]);
+    const lag = b.lag_seconds;
+    facts.push(["reading", lag === null || lag === undefined ? "not yet" : lag > 0 ? `${span(lag)} behind the stream` : "caught up", lag > 5 ? "warn" : ""]);
+    facts.push(["published", `${num(b.published || 0)} since the daemon started`, ""]);
+  }
+  if (c.fanout) facts.push(["fanout", link(c.fanout, now), c.fanout.connected ? "" : "bad"]);
+  for (const [sink, held] of c.locks || []) facts.push([`sink ${sink}`, held ? "this host writes it (holds the lock)" : "standby (another hub holds the lock)", ""]);
+  fill(document.getElementById("cluster-facts"), facts.flatMap(([k, v, cls]) => [el("dt", { text: k }), el("dd", { class: cls, text: v })]));
   const t = document.getElementById("cluster-peers");
+  const peers = c.peers || [];
   if (peers.length === 0) {
     fill(t, el("tbody", {}, el("tr", {}, el("td", { class: "empty", text: "no peers" }))));
     return;
   }
+  const refused = (p) => Object.entries(p.counts || {}).filter(([k, n]) => k !== "accepted" && n > 0).map(([k, n]) => `${k.replace(/_/g, " ")} ${num(n)}`).join(", ");
   fill(
     t,
-    el("thead", {}, el("tr", {}, cols.map((k) => el("th", { text: k.replace(/_/g, " ") })))),
-    el("tbody", {}, peers.map((p) => el("tr", {}, cols.map((k) => el("td", { class: /lag/.test(k) ? "num" : "", text: show(k, p[k], now) }))))),
+    el("thead", {}, el("tr", {}, ["peer", "last event", "arrived", "leases here", "accepted", "refused", "snapshot"].map((h, i) => el("th", { class: i >= 3 && i <= 4 ? "num" : "", text: h })))),
+    el(
+      "tbody",
+      {},
+      peers.map((p) =>
+        el(
+          "tr",
+          { class: p.trusted ? "" : "untrusted" },
+          el("td", { class: "mono", text: p.trusted ? p.host : `${p.host} (not trusted)` }),
+          el("td", { text: p.last_event ? rel(p.last_event, now) : "never", title: utc(p.last_event) }),
+          el("td", { text: p.last_seen ? rel(p.last_seen, now) : "", title: utc(p.last_seen) }),
+          el("td", { class: "num", text: num(p.leases || 0) }),
+          el("td", { class: "num", text: num((p.counts && p.counts.accepted) || 0) }),
+          el("td", { class: p.refused ? "bad" : "", text: refused(p) || "none" }),
+          el("td", { text: p.resynced ? rel(p.resynced, now) : "", title: utc(p.resynced) }),
+        ),
+      ),
+    ),
   );
 }

@@ -210,13 +210,7 @@ async fn the_login_form_refuses_a_wrong_token_and_opens_the_page_with_the_right_
     })
     .await;
     f.populate().await;
-    *f.backend.cluster.lock().unwrap() = Some(json!({
-        "host": "web-01", "bus": "redis", "stream_lag_events": 0,
-        "peers": [
-            {"host": "web-02", "last_seen": common::now() - 4, "lag_events": 0, "bans_per_minute": 2},
-            {"host": "web-03", "last_seen": common::now() - 95, "lag_events": 17, "bans_per_minute": 0},
-        ],
-    }));
+    *f.backend.cluster.lock().unwrap() = Some(cluster_status());
     let driver = Chromedriver::start().unwrap();
     let s = driver.session(1280, 900).await.unwrap();
     s.prefer_dark(false).await.unwrap();
@@ -258,6 +252,28 @@ async fn the_login_form_refuses_a_wrong_token_and_opens_the_page_with_the_right_
         json!([true, true, 2, ""]),
         "HttpOnly: no script sees the cookie"
     );
+    // The panel says what the operator needs of the cluster: links, backlog, lag, locks, peers.
+    let panel = s
+        .execute(
+            "return document.getElementById('cluster-panel').textContent",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    let panel = panel.as_str().unwrap_or_default();
+    for want in [
+        "DOWN: connection refused",
+        "3 events waiting in the outbox",
+        "12 s behind the stream",
+        "this host writes it (holds the lock)",
+        "web-03 (not trusted)",
+        "guard 1, rate 2",
+    ] {
+        assert!(
+            panel.contains(want),
+            "{want:?} in the cluster panel: {panel}"
+        );
+    }
     assert_eq!(errors(&s).await, Vec::<String>::new(), "console errors");
     save(&s, "dashboard-logged-in-cluster", 1280).await;
     let out = s.find("#logout").await.unwrap();
@@ -266,4 +282,58 @@ async fn the_login_form_refuses_a_wrong_token_and_opens_the_page_with_the_right_
         .await
         .unwrap();
     s.close().await.unwrap();
+}
+
+/// A cluster status as the daemon serves it (netban_cluster's own type, serialized).
+fn cluster_status() -> serde_json::Value {
+    use netban_cluster::counts::Counts;
+    use netban_cluster::status::{BusStatus, ClusterStatus, LinkStatus, PeerStatus};
+    let now = common::now();
+    let status = ClusterStatus {
+        host: "web-01".into(),
+        bus: Some(BusStatus {
+            url: Some("redis://127.0.0.1:6379/".into()),
+            publisher: LinkStatus {
+                connected: true,
+                since: Some(now - 3600),
+                last_error: None,
+            },
+            receiver: LinkStatus {
+                connected: false,
+                since: Some(now - 30),
+                last_error: Some("connection refused".into()),
+            },
+            publish_lag: 3,
+            published: 120,
+            cursor: Some(format!("{}-0", (now - 12) * 1000)),
+            stream_last_id: Some(format!("{}-0", now * 1000)),
+            lag_seconds: Some(12.0),
+        }),
+        fanout: None,
+        peers: vec![
+            PeerStatus {
+                host: "web-02".into(),
+                trusted: true,
+                last_event: Some(now - 4),
+                last_seen: Some(now - 4),
+                counts: Counts {
+                    accepted: 40,
+                    rate: 2,
+                    guard: 1,
+                    ..Counts::default()
+                },
+                refused: 3,
+                leases: 17,
+                ..PeerStatus::default()
+            },
+            PeerStatus {
+                host: "web-03".into(),
+                trusted: false,
+                last_seen: Some(now - 95),
+                ..PeerStatus::default()
+            },
+        ],
+        locks: vec![("exafs".into(), true)],
+    };
+    serde_json::to_value(status).expect("serializes")
 }
