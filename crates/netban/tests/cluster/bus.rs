@@ -27,6 +27,7 @@ fn a_ban_on_one_host_reaches_every_other_and_so_does_its_unban() {
     assert!(status.contains("peer a: last event"), "{status}");
     assert!(status.contains("2 accepted"), "{status}");
     assert!(status.contains("receiver connected"), "{status}");
+    assert!(status.contains("caught up with the stream"), "{status}");
     let metrics = b.metrics();
     assert!(
         metrics.contains("netban_cluster_events_total{peer=\"a\",result=\"accepted\"} 2"),
