@@ -211,11 +211,13 @@ impl ClusterConfig {
             }
             PublicKey::parse(key).map_err(|e| invalid(format!("peers.{host}"), e))?;
         }
+        // A name that is not a trusted peer is a warning ([`ClusterConfig::warnings`]); one that
+        // cannot be a host id is a typo.
         for host in self.revoke_from.iter().flatten() {
-            if !self.peers.contains_key(host) {
+            if !valid_name(host) {
                 return Err(invalid(
                     "revoke_from",
-                    format!("{host:?} is not a trusted peer; add it under [cluster.peers]"),
+                    format!("{host:?} is not a host id (letters, digits and - _ . , 1 to 64)"),
                 ));
             }
         }
@@ -239,6 +241,22 @@ impl ClusterConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Valid but doubtful settings, said by `netban check` and at the daemon's start, for the
+    /// host `me`: a `revoke_from` name that is not a trusted peer (nor `me`, whose own
+    /// revokes apply here when it asks for them) can never have a revoke verified.
+    pub fn warnings(&self, me: &str) -> Vec<String> {
+        self.revoke_from
+            .iter()
+            .flatten()
+            .filter(|h| *h != me && !self.peers.contains_key(*h))
+            .map(|h| {
+                format!(
+                    "revoke_from names {h}, which is not under [cluster.peers]: no revoke from it can be verified, so none will be accepted"
+                )
+            })
+            .collect()
     }
 
     /// True when a Redis bus is configured.

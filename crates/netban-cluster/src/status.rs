@@ -2,8 +2,14 @@
 //!
 //! Two sources: the state database (per peer: the newest event taken, its sequence, the
 //! counts by cause; the stream cursor), which any process can read, and the running parts'
-//! live state ([`Live`]: connected or not, the last error, the stream's newest id), which only
-//! the daemon has. [`from_store`] gives the first alone (the CLI without a daemon).
+//! live state ([`Live`]: connected or not, the last error, the stream's head), which only the
+//! daemon has. [`from_store`] gives the first alone (the CLI without a daemon).
+//!
+//! The lag is the stream's head against the cursor: entry ids are millisecond times, so
+//! `(head_ms - cursor_ms) / 1000` seconds while behind, 0 once caught up ([`lag_seconds`]).
+//! The receiver reads the head itself, cheaply: when a session starts, at most once a second
+//! while it reads full pages (catching up), and from each short page or empty read, which
+//! says it reached the head.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -45,7 +51,7 @@ struct LiveInner {
     publisher: LinkStatus,
     receiver: LinkStatus,
     fanout: LinkStatus,
-    stream_last_id: Option<String>,
+    stream_head: Option<String>,
     published: u64,
 }
 
@@ -83,8 +89,19 @@ impl Live {
         });
     }
 
-    pub(crate) fn stream_at(&self, id: &str) {
-        self.with(|l| l.stream_last_id = Some(id.to_string()));
+    /// The stream's newest entry, as the receiver last read it.
+    pub(crate) fn stream_head(&self, id: &str) {
+        self.with(|l| l.stream_head = Some(id.to_string()));
+    }
+
+    /// The stream reaches at least `id` (an entry just read, past a head read earlier).
+    pub(crate) fn stream_head_at_least(&self, id: &str) {
+        self.with(|l| {
+            let known = l.stream_head.as_deref().and_then(crate::redis::parse_id);
+            if crate::redis::parse_id(id).is_some_and(|new| known.is_none_or(|k| new > k)) {
+                l.stream_head = Some(id.to_string());
+            }
+        });
     }
 
     pub(crate) fn published(&self, n: u64) {
@@ -115,9 +132,11 @@ pub struct BusStatus {
     pub published: u64,
     /// The last stream entry this host read.
     pub cursor: Option<String>,
-    /// The newest stream entry this host saw.
-    pub stream_last_id: Option<String>,
-    /// How far the cursor is behind the newest entry, in seconds (entry ids are times).
+    /// The stream's newest entry, as the receiver last read it (at most a second old while
+    /// it catches up).
+    pub stream_head: Option<String>,
+    /// How far the cursor is behind the stream's head, in seconds (entry ids are times); 0
+    /// when caught up.
     pub lag_seconds: Option<f64>,
 }
 
@@ -225,6 +244,21 @@ pub fn from_store(
     })
 }
 
+/// How far `cursor` is behind `head`, in seconds: `(head_ms - cursor_ms) / 1000` while
+/// behind, 0 when caught up (the cursor at or past the head, which a page committed after the
+/// head was read leaves). `None` while either is unknown.
+pub fn lag_seconds(cursor: Option<&str>, head: Option<&str>) -> Option<f64> {
+    let (c, h) = (
+        crate::redis::parse_id(cursor?)?,
+        crate::redis::parse_id(head?)?,
+    );
+    Some(if h > c {
+        h.0.saturating_sub(c.0) as f64 / 1000.0
+    } else {
+        0.0
+    })
+}
+
 /// The store's view plus the running parts'.
 pub(crate) fn collect(node: &Node) -> Result<ClusterStatus, StoreError> {
     let mut st = from_store(&node.store, &node.config, &node.host)?;
@@ -234,16 +268,8 @@ pub(crate) fn collect(node: &Node) -> Result<ClusterStatus, StoreError> {
         bus.publisher = live.publisher.clone();
         bus.receiver = live.receiver.clone();
         bus.published = live.published;
-        bus.stream_last_id = live.stream_last_id.clone();
-        bus.lag_seconds = match (
-            bus.cursor.as_deref().and_then(crate::redis::parse_id),
-            live.stream_last_id
-                .as_deref()
-                .and_then(crate::redis::parse_id),
-        ) {
-            (Some(c), Some(l)) => Some((l.0.saturating_sub(c.0)) as f64 / 1000.0),
-            _ => None,
-        };
+        bus.stream_head = live.stream_head.clone();
+        bus.lag_seconds = lag_seconds(bus.cursor.as_deref(), live.stream_head.as_deref());
     }
     if st.fanout.is_some() {
         st.fanout = Some(live.fanout.clone());
@@ -256,4 +282,22 @@ pub(crate) fn collect(node: &Node) -> Result<ClusterStatus, StoreError> {
         .map(|g| (g.sink().to_string(), g.may_write()))
         .collect();
     Ok(st)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lag_seconds;
+
+    #[test]
+    fn lag_is_the_head_against_the_cursor() {
+        assert_eq!(lag_seconds(Some("1000-0"), Some("3500-2")), Some(2.5));
+        // Caught up, or the cursor committed past a head read earlier.
+        assert_eq!(lag_seconds(Some("3500-2"), Some("3500-2")), Some(0.0));
+        assert_eq!(lag_seconds(Some("4000-0"), Some("3500-2")), Some(0.0));
+        // Behind by entries of the same millisecond: behind, by less than a millisecond.
+        assert_eq!(lag_seconds(Some("3500-0"), Some("3500-2")), Some(0.0));
+        assert_eq!(lag_seconds(None, Some("3500-2")), None);
+        assert_eq!(lag_seconds(Some("3500-2"), None), None);
+        assert_eq!(lag_seconds(Some("0-0"), Some("garbage")), None);
+    }
 }

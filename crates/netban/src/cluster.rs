@@ -74,9 +74,7 @@ pub fn lines(s: &netban_cluster::ClusterStatus, daemon: bool) -> Vec<String> {
             link(&b.publisher),
             link(&b.receiver),
             b.publish_lag,
-            b.lag_seconds
-                .map(|l| format!(", reading {l:.1} s behind the stream"))
-                .unwrap_or_default()
+            b.lag_seconds.map(stream_lag).unwrap_or_default()
         ));
     }
     if let Some(f) = &s.fanout {
@@ -122,6 +120,15 @@ pub fn lines(s: &netban_cluster::ClusterStatus, daemon: bool) -> Vec<String> {
         ));
     }
     out
+}
+
+/// The receiver against the stream's head.
+fn stream_lag(seconds: f64) -> String {
+    if seconds > 0.0 {
+        format!(", reading {seconds:.1} s behind the stream")
+    } else {
+        ", caught up with the stream".to_string()
+    }
 }
 
 fn age(secs: i64) -> String {

@@ -5,6 +5,10 @@
 //! one too busy to answer) the CLI reconciles the changed targets itself, then any other work
 //! that is due, until `reconcile.inline_deadline`. Whatever is not done stays pending in the
 //! store for the next call or `netban sync`.
+//!
+//! A host with no sink still pokes a running daemon: its outbox readers (the cluster's
+//! publisher, the fanout announcer) wake on the poke and send the change to the fleet at once,
+//! instead of at their next poll.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -30,6 +34,12 @@ pub fn poke_daemon(socket: &Path) -> bool {
 /// Delivers changes to `targets`: through the daemon when it runs, inline otherwise.
 pub fn deliver(ctx: &mut Context, targets: Vec<Target>) -> CliResult {
     if ctx.sinks.is_empty() {
+        // Nothing to deliver here; without a daemon the change waits in the outbox for one.
+        if poke_daemon(&ctx.config.socket_path()) {
+            tracing::debug!(
+                "daemon poked; no sink here, its outbox readers (cluster, fanout) take the change"
+            );
+        }
         return Ok(());
     }
     if poke_daemon(&ctx.config.socket_path()) {

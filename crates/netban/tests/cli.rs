@@ -263,6 +263,55 @@ fn dry_run_changes_nothing() {
     assert_eq!(read(log.path()), "");
 }
 
+/// `--dry-run unban --everywhere` says what the fleet-wide unban would do (the leases here,
+/// the signed revoke for the fleet, what the sink would be sent) and does none of it: no lease
+/// ends, nothing is queued for the publisher, the sink is sent nothing.
+#[test]
+fn dry_run_unban_everywhere_previews_the_revoke_and_publishes_nothing() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let nb = Netban::new(
+        NETBAN,
+        &Config::new()
+            .host_id("ops-01")
+            .section(
+                "cluster",
+                // Never reached: a dry run connects to nothing.
+                "redis = \"redis://127.0.0.1:1/0\"\nkey_file = \"/nonexistent/cluster.key\"",
+            )
+            .sink(Sink::exec_to_file(log.path())),
+    );
+    nb.expect(0, &["ban", "--jail", "sshd", "192.0.2.9"]);
+    let before = read(log.path());
+    let out = nb.expect(0, &["--dry-run", "unban", "--everywhere", "192.0.2.9"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("would end every lease of 192.0.2.9/32 here: sshd (local)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("would publish a signed revoke of 192.0.2.9/32 from ops-01")
+            && text.contains("every host of the cluster")
+            && text.contains("nothing is published now"),
+        "{text}"
+    );
+    assert!(
+        text.contains("remove 192.0.2.9/32"),
+        "the sink's preview: {text}"
+    );
+    assert!(
+        !text.contains("would unban 192.0.2.9/32 (jails"),
+        "not the local-only preview: {text}"
+    );
+    // Nothing happened.
+    assert_eq!(nb.targets(), ["192.0.2.9/32"]);
+    assert_eq!(read(log.path()), before);
+    let store = netban_core::store::Store::open(&nb.state_dir()).unwrap();
+    assert!(
+        store.pending_revokes(10).unwrap().is_empty(),
+        "no revoke queued"
+    );
+}
+
 #[test]
 fn check_reports_each_sink() {
     let nb = netban(

@@ -8,7 +8,8 @@
 //!   from the snapshot;
 //! - Redis memory per 100,000 active leases (stream and snapshot);
 //! - receiver CPU per 1000 events/s (this process's CPU while only the catching-up receiver
-//!   runs), and Redis's own CPU for the same.
+//!   runs), and Redis's own CPU for the same;
+//! - Redis's CPU per event while N receivers are blocked in `XREAD` (the live fan-out).
 //!
 //! ```text
 //! cargo run --release -p netban-cluster --features bench --bin netban-cluster-bench -- \
@@ -266,6 +267,7 @@ async fn latency(rows: &mut Vec<String>, receivers: usize, bans: usize) {
         r.commits.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
     let mut all = Vec::with_capacity(bans * receivers);
+    let rcpu0 = redis_cpu(&redis);
     for b in 0..bans {
         let t0 = Instant::now();
         ban(&a, target(b));
@@ -284,12 +286,20 @@ async fn latency(rows: &mut Vec<String>, receivers: usize, bans: usize) {
             all.push(c.saturating_duration_since(t0));
         }
     }
+    // Everything redis-server did meanwhile: the publisher's MULTI and, per receiver, the
+    // XREAD it was blocked in answered and the next one taken.
+    let rcpu = redis_cpu(&redis) - rcpu0;
     all.sort();
     rows.push(format!(
         "| propagation, {receivers} receivers ({bans} bans, one at a time) | p50 {} · p99 {} · max {} |",
         ms(pct(&all, 0.5)),
         ms(pct(&all, 0.99)),
         ms(*all.last().unwrap_or(&Duration::ZERO))
+    ));
+    rows.push(format!(
+        "| redis-server CPU, live, {receivers} blocked readers | {:.1} µs per event, {:.1} µs per event per reader |",
+        rcpu / bans as f64 * 1e6,
+        rcpu / (bans * receivers) as f64 * 1e6
     ));
     let _ = a.stop.send(true);
     for r in &rx {

@@ -1,4 +1,4 @@
-//! `[cluster]` as DESIGN.md shows it, defaults, and errors that name the key.
+//! `[cluster]` as DESIGN.md and docs/cluster.md show it, defaults, and errors that name the key.
 
 use super::*;
 
@@ -8,32 +8,42 @@ fn parse(text: &str) -> Result<ClusterConfig, toml::de::Error> {
 
 const KEY: &str = "ed25519:O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=";
 
-#[test]
-fn design_example_parses() {
-    let c = parse(&format!(
-        r#"
-redis = "rediss://netban:secret@redis.example.net:6379/0"
-prefix = "netban"
-key_file = "/etc/netban/cluster.key"
-retention = 604800
-revoke_from = ["ops-01"]
-[peers]
-web-02 = "{KEY}"
-ops-01 = "{KEY}"
-[limits]
-bans_per_minute = 120
+/// DESIGN.md's `[cluster]` example, as written there (its `BASE64...` key made real).
+const DESIGN_EXAMPLE: &str = r#"
+[cluster]
+redis = "rediss://netban:secret@redis.example.net:6379/0"   # or redis_file = "/etc/netban/redis.url"
+prefix = "netban"                        # Redis key prefix
+key_file = "/etc/netban/cluster.key"     # this host's Ed25519 secret key (0600)
+retention = 604800                       # stream retention, seconds; older: snapshot
+revoke_from = ["ops-01"]                 # optional; default: every trusted peer
+[cluster.peers]                          # trusted peers: host id -> public key
+web-02 = "ed25519:BASE64..."
+[cluster.limits]
+bans_per_minute = 120                    # per origin
 active_per_origin = 20000
-[fanout]
+[cluster.fanout]                         # optional, unsigned, off unless present
 server = "127.0.0.1:1986"
 channel = "Fail2ban"
 publish = true
 receive = true
-jails = ["sshd"]
-bantime = 3600
-"#
-    ))
-    .unwrap();
-    c.validate().unwrap();
+jails = ["sshd"]                         # receive filter; clusterd messages carry no bantime:
+bantime = 3600                           # the bantime given to received bans
+"#;
+
+#[test]
+fn design_example_parses() {
+    let text = DESIGN_EXAMPLE.replace("ed25519:BASE64...", KEY);
+    let cfg =
+        netban_core::config::Config::parse(&text, Path::new("/etc/netban/netban.toml")).unwrap();
+    let c = ClusterConfig::from_section(cfg.cluster.as_ref().unwrap()).unwrap();
+    // ops-01 is not a trusted peer: accepted, with a warning, and its revokes never verify.
+    assert_eq!(
+        c.warnings("web-01"),
+        [
+            "revoke_from names ops-01, which is not under [cluster.peers]: no revoke from it can be verified, so none will be accepted"
+        ]
+    );
+    assert!(c.warnings("ops-01").is_empty(), "this host itself is fine");
     assert!(c.may_revoke("ops-01"));
     assert!(!c.may_revoke("web-02"));
     let f = c.fanout.as_ref().unwrap();
@@ -42,6 +52,21 @@ bantime = 3600
         !format!("{c:?}").contains("secret"),
         "the password never shows"
     );
+}
+
+/// docs/cluster.md's example, the one operators copy, is accepted with the same warning.
+#[test]
+fn docs_example_parses() {
+    let doc = include_str!("../../../../docs/cluster.md");
+    let start = doc
+        .find("```toml\n[cluster]")
+        .expect("docs/cluster.md has the example")
+        + 8;
+    let len = doc[start..].find("```").expect("the example ends");
+    let text = doc[start..start + len].replace("ed25519:BASE64...", KEY);
+    let cfg = netban_core::config::Config::parse(&text, Path::new("/x.toml")).unwrap();
+    let c = ClusterConfig::from_section(cfg.cluster.as_ref().unwrap()).unwrap();
+    assert_eq!(c.warnings("web-01").len(), 1, "{:?}", c.warnings("web-01"));
 }
 
 #[test]
@@ -85,7 +110,7 @@ fn errors_name_the_key() {
             "peers.web-02",
         ),
         (&format!("{redis}[peers]\nlocal = \"{KEY}\""), "peers.local"),
-        (&format!("{redis}revoke_from = [\"ops-01\"]"), "revoke_from"),
+        (&format!("{redis}revoke_from = [\"ops 01\"]"), "revoke_from"),
         (
             &format!("{redis}[limits]\nbans_per_minute = 0"),
             "limits.bans_per_minute",

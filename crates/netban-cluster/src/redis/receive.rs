@@ -17,6 +17,12 @@
 //!   trims, only on `XDEL`, which is checked too). A host idle for longer than the retention
 //!   resyncs needlessly once; that is the price of never missing a trimmed entry.
 //!
+//! It knows the stream's head, for the lag in `netban cluster status` and
+//! `netban_cluster_stream_lag_seconds`, without a read per event: it reads the head
+//! (`XREVRANGE + - COUNT 1`) when a session starts and at most once every [`HEAD_EVERY`]
+//! while `XREAD` returns full pages (catching up); a short page or an empty read says it is at
+//! the head.
+//!
 //! Either way it reloads the snapshot of every trusted peer, taken in one `MULTI` with the
 //! stream's newest entry id, makes its leases from each peer exactly that peer's snapshot,
 //! and continues from that id. A peer whose snapshot is not there yet (no `P:bus:mark`, e.g.
@@ -46,6 +52,8 @@ pub const BATCH: usize = PER_TRANSACTION;
 const BLOCK: Duration = Duration::from_secs(5);
 /// How often the epoch and missing snapshots are checked while idle.
 const CHECK_EVERY: Duration = Duration::from_secs(15);
+/// How often, at most, the stream's head is read while catching up.
+const HEAD_EVERY: Duration = Duration::from_secs(1);
 
 /// Receives peers' events. Build it with [`crate::Cluster::receiver`].
 pub struct Receiver {
@@ -58,6 +66,8 @@ struct Session {
     cursor: BusCursor,
     /// Trusted peers whose snapshot is still to load.
     pending: BTreeSet<String>,
+    /// When the stream's head was last read.
+    head_read: Instant,
 }
 
 impl Receiver {
@@ -128,6 +138,7 @@ impl Receiver {
                 epoch: stream_epoch.clone(),
             },
             pending: BTreeSet::new(),
+            head_read: Instant::now(),
         };
         match stored {
             Some(c) if c.epoch == stream_epoch && !self.gap(&mut s.conn, &c.stream_id).await? => {
@@ -147,6 +158,8 @@ impl Receiver {
                 self.resync(&mut s, admission, None).await?;
             }
         }
+        // How far behind it starts (a host that was down, or a session after a failed page).
+        self.read_head(&mut s).await?;
         // Connected, and the cursor is good: receiving.
         self.node.live.up(Link::Receiver);
         let mut checked = Instant::now();
@@ -173,6 +186,7 @@ impl Receiver {
                 }
             };
             let entries = reply::xread(&reply);
+            self.note_head(&mut s, &entries).await?;
             if !entries.is_empty() {
                 self.apply(&mut s, admission, entries).await?;
             }
@@ -191,6 +205,39 @@ impl Receiver {
                 }
             }
         }
+    }
+
+    /// Reads the stream's newest entry id (`0-0` while there is no stream).
+    async fn read_head(&self, s: &mut Session) -> Result<(), BusError> {
+        let reply: Value = bounded(
+            "reading the stream's head",
+            redis::cmd("XREVRANGE")
+                .arg(self.node.keys.stream())
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut s.conn),
+        )
+        .await?;
+        let head = reply::entries(&reply)
+            .first()
+            .map_or_else(|| "0-0".to_string(), |e| e.id.clone());
+        self.node.live.stream_head(&head);
+        s.head_read = Instant::now();
+        Ok(())
+    }
+
+    /// What one `XREAD` says of the head: a short page (or none) ends at the head; after a
+    /// full page there may be more, and the head is read again once [`HEAD_EVERY`] passed.
+    async fn note_head(&self, s: &mut Session, entries: &[Entry]) -> Result<(), BusError> {
+        match entries.last() {
+            None => self.node.live.stream_head(&s.cursor.stream_id),
+            Some(last) if entries.len() < BATCH => self.node.live.stream_head(&last.id),
+            Some(_) if s.head_read.elapsed() >= HEAD_EVERY => self.read_head(s).await?,
+            Some(last) => self.node.live.stream_head_at_least(&last.id),
+        }
+        Ok(())
     }
 
     /// True when entries after `cursor` were trimmed before this host read them.
@@ -306,7 +353,8 @@ impl Receiver {
                 epoch: epoch_now,
             };
         }
-        self.node.live.stream_at(&last_id);
+        self.node.live.stream_head(&last_id);
+        s.head_read = Instant::now();
         let node = self.node.clone();
         let adm = admission.clone();
         let cursor = s.cursor.clone();
@@ -354,7 +402,6 @@ impl Receiver {
             })
             .await?;
         s.cursor = cursor;
-        self.node.live.stream_at(&last);
         if changed {
             (self.node.on_change)();
         }

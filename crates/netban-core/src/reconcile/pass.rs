@@ -45,6 +45,10 @@ pub enum LeaseEdit {
         jail: Option<String>,
         origin: crate::lease::Origin,
     },
+    /// Ends every lease of `target`, whatever its jail or origin (`unban --everywhere`).
+    EndAll {
+        target: Target,
+    },
 }
 
 impl LeaseEdit {
@@ -65,6 +69,7 @@ impl LeaseEdit {
                     && jail.as_ref().is_none_or(|j| *j == x.jail)
                     && x.origin == *origin)
             }),
+            LeaseEdit::EndAll { target } => leases.retain(|x| x.target != *target),
         }
     }
 }

@@ -59,6 +59,9 @@ pub fn run(ctx: &mut Context) -> CliResult {
     }
     let rt = crate::context::runtime()?;
     if let Some(cfg) = crate::cluster::config(&ctx.config)? {
+        for w in cfg.warnings(&env.host_id) {
+            lines.push(format!("cluster: WARNING: {w}"));
+        }
         let line = cluster_check(&rt, cfg, &env.host_id, store.clone(), guard.clone());
         ok &= !line.contains("FAILED");
         lines.push(line);

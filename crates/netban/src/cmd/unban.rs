@@ -4,6 +4,10 @@
 //! fail2ban passes `--jail` and ends its own lease. Without `--jail` (an operator at the
 //! shell) every local lease of the address ends, and the command says which (issue 7: it used
 //! to end only the `default` jail's, silently).
+//!
+//! `--everywhere` ends every lease of the address here, whatever its origin, and publishes a
+//! signed revoke for the fleet; with `--dry-run` it says so, and what the sinks here would be
+//! sent, and publishes nothing.
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +30,9 @@ pub fn validate(a: &UnbanArgs) -> CliResult<Target> {
 pub fn run(ctx: &mut Context, a: UnbanArgs) -> CliResult {
     let target = validate(&a)?;
     let jail = a.jail.as_deref();
+    if a.everywhere {
+        return everywhere(ctx, target);
+    }
     if ctx.dry_run {
         let now = clock::now();
         let live = ctx.store()?.live_leases_of(now, &[target])?;
@@ -42,20 +49,13 @@ pub fn run(ctx: &mut Context, a: UnbanArgs) -> CliResult {
             return Ok(());
         }
         say!("would unban {target} (jails {})", ending.join(", "));
-        let engine = ctx.engine()?;
         let edit = LeaseEdit::End {
             target,
             jail: a.jail.clone(),
             origin: Origin::Local,
         };
-        let rt = crate::context::runtime()?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let report = rt.block_on(engine.preview(&Scope::Targets(vec![target]), edit, deadline))?;
-        super::print_actions(&report);
+        preview(ctx, target, edit)?;
         return Ok(());
-    }
-    if a.everywhere {
-        return everywhere(ctx, target);
     }
     let ended = leases::unban(&*ctx.store()?, &target, jail, clock::now())?;
     if jail.is_none() {
@@ -83,13 +83,10 @@ fn everywhere(ctx: &mut Context, target: Target) -> CliResult {
                 .into(),
         ));
     }
-    if ctx.dry_run {
-        say!(
-            "would end every lease of {target} here and ask every host of the cluster to end theirs"
-        );
-        return Ok(());
-    }
     let host = ctx.config.host_id();
+    if ctx.dry_run {
+        return everywhere_dry_run(ctx, target, &host);
+    }
     let store = ctx.store()?;
     let ended = netban_cluster::revoke_everywhere(&store, &target, &host, clock::now())?;
     let jails: Vec<String> = ended
@@ -103,6 +100,41 @@ fn everywhere(ctx: &mut Context, target: Target) -> CliResult {
     };
     say!("{target}: ended {here} here; the fleet-wide unban goes out with this host's next events");
     deliver(ctx, vec![target])
+}
+
+/// What `--everywhere` would do: the leases it ends here, the revoke it publishes, what the
+/// sinks here would be sent. Publishes nothing.
+fn everywhere_dry_run(ctx: &mut Context, target: Target, host: &str) -> CliResult {
+    let live = ctx.store()?.live_leases_of(clock::now(), &[target])?;
+    if live.is_empty() {
+        say!("would end no lease of {target} here (it has none)");
+    } else {
+        let leases: Vec<String> = live
+            .iter()
+            .map(|l| format!("{} ({})", l.jail, l.origin.as_str()))
+            .collect();
+        say!(
+            "would end every lease of {target} here: {}",
+            leases.join(", ")
+        );
+    }
+    say!(
+        "would publish a signed revoke of {target} from {host}, ending its leases on every host of the cluster that accepts revokes from {host} (their [cluster] revoke_from; default every host that trusts it); nothing is published now"
+    );
+    if !live.is_empty() {
+        preview(ctx, target, LeaseEdit::EndAll { target })?;
+    }
+    Ok(())
+}
+
+/// What the sinks here would be sent after `edit`.
+fn preview(ctx: &mut Context, target: Target, edit: LeaseEdit) -> CliResult {
+    let engine = ctx.engine()?;
+    let rt = crate::context::runtime()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let report = rt.block_on(engine.preview(&Scope::Targets(vec![target]), edit, deadline))?;
+    super::print_actions(&report);
+    Ok(())
 }
 
 fn in_jail(jail: Option<&str>) -> String {

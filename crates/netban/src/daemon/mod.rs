@@ -118,6 +118,10 @@ impl Daemon {
                 ctx.env()?.host_id
             );
         }
+        let host_id = config.host_id();
+        for w in cluster_config.iter().flat_map(|c| c.warnings(&host_id)) {
+            tracing::warn!("cluster: {w}");
+        }
         for def in &ctx.sinks {
             for w in def.spec.warnings() {
                 tracing::warn!("{}: {w}", def.name());

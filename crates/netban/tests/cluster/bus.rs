@@ -1,5 +1,7 @@
 //! The bus: bans and unbans cross the fleet, whatever happened to the receivers and Redis.
 
+use netban_testsupport::runner::stderr;
+
 use crate::fleet::{Fleet, HostSpec, addrs, targets};
 
 #[test]
@@ -27,6 +29,7 @@ fn a_ban_on_one_host_reaches_every_other_and_so_does_its_unban() {
     assert!(status.contains("peer a: last event"), "{status}");
     assert!(status.contains("2 accepted"), "{status}");
     assert!(status.contains("receiver connected"), "{status}");
+    assert!(status.contains("caught up with the stream"), "{status}");
     let metrics = b.metrics();
     assert!(
         metrics.contains("netban_cluster_events_total{peer=\"a\",result=\"accepted\"} 2"),
@@ -148,4 +151,30 @@ fn bans_made_while_redis_is_down_arrive_when_it_is_back() {
     fleet.wait("b has every ban made while Redis was down", || {
         b.from("a") == want
     });
+}
+
+/// A host with no sink has nothing to deliver itself, but its daemon's publisher has: the CLI
+/// pokes the daemon, which wakes the publisher, so the change goes out at once instead of at
+/// the publisher's next poll (a second later). What shows it: the CLI says it poked the daemon
+/// (`-vv`), which the poll never does. (The speed itself is not asserted: timings on a shared
+/// machine make flaky tests.)
+#[test]
+fn a_host_without_a_sink_pokes_its_daemon_so_its_bans_go_out_at_once() {
+    let fleet = Fleet::start_specs(vec![
+        HostSpec::plain("a").sinks(Vec::new()),
+        HostSpec::plain("b"),
+    ]);
+    let (a, b) = (fleet.host("a"), fleet.host("b"));
+    let said = stderr(
+        &a.nb
+            .expect(0, &["-vv", "ban", "--jail", "sshd", "198.51.100.70"]),
+    );
+    assert!(said.contains("daemon poked"), "{said}");
+    fleet.wait("b has a's ban", || b.from("a") == ["198.51.100.70/32"]);
+    let said = stderr(
+        &a.nb
+            .expect(0, &["-vv", "unban", "--jail", "sshd", "198.51.100.70"]),
+    );
+    assert!(said.contains("daemon poked"), "{said}");
+    fleet.wait("b lifted a's ban", || b.from("a").is_empty());
 }

@@ -128,3 +128,30 @@ fn unban_everywhere_ends_every_lease_and_only_from_allowed_hosts() {
         );
     }
 }
+
+#[test]
+fn revoke_from_naming_a_host_that_is_not_a_peer_is_a_warning_not_a_refusal() {
+    // As DESIGN.md's example has it: ops-01 is in revoke_from, not under [cluster.peers].
+    let fleet = Fleet::start_specs(vec![
+        HostSpec::plain("a").with("cluster", "revoke_from = [\"ops-01\", \"a\"]"),
+        HostSpec::plain("b"),
+    ]);
+    let a = fleet.host("a");
+    let warning = "revoke_from names ops-01, which is not under [cluster.peers]: no revoke from it can be verified, so none will be accepted";
+    // The daemon started (no exit 3), and said so.
+    fleet.wait("a's daemon warned at start", || {
+        netban_testsupport::runner::read(&a.nb.path("netban.log")).contains(warning)
+    });
+    let out = netban_testsupport::runner::stdout(&a.nb.expect(0, &["check"]));
+    assert!(
+        out.contains(&format!("cluster: WARNING: {warning}")),
+        "{out}"
+    );
+    assert!(out.contains("cluster: ok"), "{out}");
+    // a names itself too: no warning for that.
+    assert_eq!(out.matches("revoke_from names").count(), 1, "{out}");
+    // It works: a's bans still reach b.
+    a.ban("sshd", "198.51.100.60");
+    let b = fleet.host("b");
+    fleet.wait("b has a's ban", || b.from("a") == ["198.51.100.60/32"]);
+}

@@ -19,6 +19,9 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 const HISTORY: i64 = 30 * 86_400;
 /// The most events kept, whatever the consumers' cursors.
 const MAX_EVENTS: i64 = 500_000;
+/// A consumer this far behind is warned about at each prune: past [`MAX_EVENTS`] it loses
+/// the oldest events it has not read.
+const WARN_BACKLOG: i64 = MAX_EVENTS * 4 / 5;
 
 pub struct Housekeeping;
 
@@ -49,6 +52,22 @@ impl Component for Housekeeping {
             if last_prune.elapsed() >= PRUNE_EVERY {
                 last_prune = Instant::now();
                 let consumers = h.consumers.clone();
+                let names = consumers.clone();
+                let lags = h
+                    .db(move |s| {
+                        names
+                            .iter()
+                            .map(|c| Ok((*c, netban_core::outbox::Consumer::new(c).lag(s)?)))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                    .await;
+                for w in lags
+                    .iter()
+                    .flatten()
+                    .filter_map(|&(c, n)| backlog_warning(c, n))
+                {
+                    tracing::warn!("{w}");
+                }
                 match h
                     .db(move |s| s.prune_events(&consumers, now - HISTORY, MAX_EVENTS))
                     .await
@@ -68,5 +87,48 @@ impl Component for Housekeeping {
                 _ = tokio::time::sleep(wait.max(Duration::from_millis(200))) => {}
             }
         }
+    }
+}
+
+/// What to say of `consumer` with `waiting` events it has not read, before a prune.
+fn backlog_warning(consumer: &str, waiting: i64) -> Option<String> {
+    let who = match consumer {
+        "cluster" => "the cluster publisher (is redis reachable?)",
+        "fanout" => "the fanout announcer (is the fanout server reachable?)",
+        "stats" => "the statistics ingester",
+        _ => consumer,
+    };
+    if waiting > MAX_EVENTS {
+        Some(format!(
+            "outbox: {waiting} events wait for {who}, more than the {MAX_EVENTS} the outbox keeps: the oldest {} are dropped now, unread",
+            waiting - MAX_EVENTS
+        ))
+    } else if waiting > WARN_BACKLOG {
+        Some(format!(
+            "outbox: {waiting} events wait for {who}; past {MAX_EVENTS} the oldest are dropped unread (netban_outbox_backlog{{consumer=\"{consumer}\"}})"
+        ))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backlog_warning;
+
+    #[test]
+    fn a_backlog_near_the_cap_is_warned_about_and_past_it_said_lost() {
+        assert_eq!(backlog_warning("cluster", 1000), None);
+        let near = backlog_warning("cluster", 450_000).unwrap_or_default();
+        assert!(
+            near.contains("450000 events wait for the cluster publisher"),
+            "{near}"
+        );
+        assert!(near.contains("past 500000"), "{near}");
+        let past = backlog_warning("cluster", 500_010).unwrap_or_default();
+        assert!(
+            past.contains("the oldest 10 are dropped now, unread"),
+            "{past}"
+        );
     }
 }

@@ -8,7 +8,8 @@
 //! - `netban_cluster_bus_up{link}`: 1 while `publisher`, `receiver`, `fanout` is connected;
 //! - `netban_cluster_publish_backlog`: this host's events waiting to be published;
 //! - `netban_cluster_published_total`: events published since the daemon started;
-//! - `netban_cluster_stream_lag_seconds`: how far the receiver reads behind the stream;
+//! - `netban_cluster_stream_lag_seconds`: how far the receiver's cursor is behind the
+//!   stream's head (0 once caught up);
 //! - `netban_cluster_lock_held{sink}`: 1 while this host holds an exclusive sink's lock.
 //!
 //! Peers are the trusted hosts of `[cluster.peers]`, `fanout` and `(untrusted)`: a bounded
@@ -107,7 +108,7 @@ impl ClusterMetrics {
         );
         r.register(
             "stream_lag_seconds",
-            "How far the receiver reads behind the newest stream entry",
+            "How far the receiver's cursor is behind the stream's head, in seconds (0 once caught up)",
             m.stream_lag.clone(),
         );
         r.register(
