@@ -306,7 +306,7 @@ fn cluster_status() -> serde_json::Value {
             publish_lag: 3,
             published: 120,
             cursor: Some(format!("{}-0", (now - 12) * 1000)),
-            stream_last_id: Some(format!("{}-0", now * 1000)),
+            stream_head: Some(format!("{}-0", now * 1000)),
             lag_seconds: Some(12.0),
         }),
         fanout: None,
