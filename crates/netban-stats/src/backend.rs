@@ -13,7 +13,7 @@ use async_trait::async_trait;
 
 use crate::error::StatsError;
 use crate::model::{Day, EnrichedEvent};
-use crate::report::{AsnCount, HostCount, NetworkCount, Offender, Report, Window};
+use crate::report::{AsnCount, HostCount, NetworkCount, Offender, Report, Summary, Window};
 
 /// What [`StatsBackend::record`] did with a batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -57,6 +57,26 @@ pub trait StatsBackend: Send + Sync {
 
     /// Bans per host (SQLite: this host; Redis: every host that wrote).
     async fn hosts(&self, window: Window) -> Result<Vec<HostCount>, StatsError>;
+
+    /// All of the above over one window, `limit` rows per list: what a dashboard refresh
+    /// asks. By default the five queries at once; a backend that can answer them in one pass
+    /// over its data (SQLite) does so.
+    async fn summary(&self, window: Window, limit: usize) -> Result<Summary, StatsError> {
+        let (report, top_asns, top_networks, top_offenders, hosts) = tokio::try_join!(
+            self.report(window),
+            self.top_asns(window, limit),
+            self.top_networks(window, limit),
+            self.top_offenders(window, limit),
+            self.hosts(window),
+        )?;
+        Ok(Summary {
+            report,
+            top_asns,
+            top_networks,
+            top_offenders,
+            hosts,
+        })
+    }
 
     /// Forgets every day before `keep_from`. Returns how many stored rows or keys went.
     async fn prune(&self, keep_from: Day) -> Result<u64, StatsError>;

@@ -8,7 +8,7 @@
 //!                        sqlite: stats.db, raw events + daily rollups (one host)
 //!                        redis:  per-day hashes, zsets, HyperLogLogs (the fleet)
 //!                                         |
-//!            report / top_asns / top_networks / top_offenders / hosts / prune
+//!       report / top_asns / top_networks / top_offenders / hosts / summary / prune
 //!                                         v
 //!                  `netban stats` (table::render_table, --json Report), web API
 //! ```
@@ -38,7 +38,8 @@ pub use error::StatsError;
 pub use geo::{Geo, GeoInfo, GeoOptions};
 pub use model::{Cause, Day, EnrichedEvent, EventKind, SourceEvent};
 pub use report::{
-    AsnCount, Counts, DayReport, Details, HostCount, NetworkCount, Offender, Report, Window,
+    AsnCount, Counts, DayReport, Details, HostCount, NetworkCount, Offender, Report, Summary,
+    Window,
 };
 pub use stats::{Ingested, OpenEnv, Stats};
 pub use table::render_table;

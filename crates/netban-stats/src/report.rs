@@ -161,6 +161,29 @@ pub struct Details {
     pub hosts: Vec<HostCount>,
 }
 
+/// Everything a dashboard refresh (and the `netban stats` table) shows, over one window:
+/// `/api/v1/stats/summary`. Backends may answer it in one pass over their data.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub report: Report,
+    pub top_asns: Vec<AsnCount>,
+    pub top_networks: Vec<NetworkCount>,
+    pub top_offenders: Vec<Offender>,
+    pub hosts: Vec<HostCount>,
+}
+
+impl Summary {
+    /// The lists of the `netban stats` table.
+    pub fn into_parts(self) -> (Report, Details) {
+        let details = Details {
+            top_asns: self.top_asns,
+            top_offenders: self.top_offenders,
+            hosts: self.hosts,
+        };
+        (self.report, details)
+    }
+}
+
 /// Sorts by count, largest first, then by key; keeps `limit`.
 pub(crate) fn top<T>(mut rows: Vec<T>, limit: usize, key: impl Fn(&T) -> (u64, &str)) -> Vec<T> {
     rows.sort_by(|a, b| {

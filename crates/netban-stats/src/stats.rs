@@ -22,7 +22,7 @@ use crate::error::StatsError;
 use crate::geo::Geo;
 use crate::model::{Day, EnrichedEvent, SourceEvent, UNKNOWN};
 use crate::redis::RedisBackend;
-use crate::report::{Details, Report, Window};
+use crate::report::{Report, Summary, Window};
 use crate::sqlite::SqliteBackend;
 
 /// Where [`Stats::open`] finds what `[stats]` does not say.
@@ -190,15 +190,10 @@ impl Stats {
         self.backend.report(self.window(days, now)).await
     }
 
-    /// What the `netban stats` table shows beyond the report: top ASNs, repeat offenders and
-    /// hosts, `limit` rows each.
-    pub async fn details(&self, days: u32, now: i64, limit: usize) -> Result<Details, StatsError> {
-        let w = self.window(days, now);
-        Ok(Details {
-            top_asns: self.backend.top_asns(w, limit).await?,
-            top_offenders: self.backend.top_offenders(w, limit).await?,
-            hosts: self.backend.hosts(w).await?,
-        })
+    /// The report and every top list over the last `days` days, `limit` rows each: the
+    /// `netban stats` table and the dashboard.
+    pub async fn summary(&self, days: u32, now: i64, limit: usize) -> Result<Summary, StatsError> {
+        self.backend.summary(self.window(days, now), limit).await
     }
 
     /// Forgets days older than the retention (run it daily). Returns rows/keys removed.

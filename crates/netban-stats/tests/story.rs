@@ -40,6 +40,7 @@ stories!(
         top_asns_networks_and_offenders,
         two_hosts_one_answer_and_per_host_numbers,
         top_lists_of_the_default_window_follow_late_and_new_bans,
+        the_summary_is_every_answer_of_the_window_at_once,
     ]
 );
 
@@ -56,6 +57,7 @@ stories!(
         top_asns_networks_and_offenders,
         two_hosts_one_answer_and_per_host_numbers,
         top_lists_of_the_default_window_follow_late_and_new_bans,
+        the_summary_is_every_answer_of_the_window_at_once,
     ]
 );
 
@@ -318,7 +320,7 @@ async fn top_asns_networks_and_offenders(f: &Fixture) {
             ("1.2.3.0/24", 2, "unknown", "unknown")
         ]
     );
-    let details = stats.details(7, now(), 1).await.unwrap();
+    let (_, details) = stats.summary(7, now(), 1).await.unwrap().into_parts();
     assert_eq!(details.top_asns.len(), 1);
     assert_eq!(details.top_offenders.len(), 1);
     assert_eq!(details.hosts.len(), 1);
@@ -427,4 +429,68 @@ async fn top_lists_of_the_default_window_follow_late_and_new_bans(f: &Fixture) {
         (older[1].target.as_str(), older[1].bans),
         ("81.2.69.160/32", 2)
     );
+}
+
+async fn the_summary_is_every_answer_of_the_window_at_once(f: &Fixture) {
+    // What a dashboard refresh and the `netban stats` table ask in one call (SQLite answers it
+    // in one pass over its rollups): the same as each answer asked alone.
+    let web1 = f.stats("web-01");
+    let web2 = f.stats("web-02");
+    web1.ingest(&[
+        ban(1, noon(3), "81.2.69.160", "sshd"),
+        ban(2, noon(1), "89.160.20.128", "sshd"),
+        ban(3, noon(1), "89.160.20.129", "postfix"),
+        ban(4, noon(0), "81.2.69.160", "sshd"),
+        ban(5, noon(0), "2001:218::1", "sshd"),
+        ban(6, noon(9), "1.2.3.4", "sshd"),
+    ])
+    .await
+    .unwrap();
+    web2.ingest(&[
+        ban(1, noon(0), "1.2.3.4", "postfix"),
+        ban(2, noon(2), "81.2.69.160", "nginx"),
+    ])
+    .await
+    .unwrap();
+    let b = web1.backend();
+    for (days, limit) in [(7, 10), (7, 1), (30, 2), (31, 10)] {
+        let w = web1.window(days, now());
+        let sum = web1.summary(days, now(), limit).await.unwrap();
+        let what = format!("{days} days, {limit} rows");
+        assert_eq!(sum.report, b.report(w).await.unwrap(), "{what}");
+        assert_eq!(sum.top_asns, b.top_asns(w, limit).await.unwrap(), "{what}");
+        assert_eq!(
+            sum.top_networks,
+            b.top_networks(w, limit).await.unwrap(),
+            "{what}"
+        );
+        assert_eq!(
+            sum.top_offenders,
+            b.top_offenders(w, limit).await.unwrap(),
+            "{what}"
+        );
+        assert_eq!(sum.hosts, b.hosts(w).await.unwrap(), "{what}");
+    }
+    let sum = web1.summary(7, now(), 10).await.unwrap();
+    assert_eq!((sum.report.total, sum.report.targets), (7, 5));
+    assert_eq!(
+        (
+            sum.top_offenders[0].target.as_str(),
+            sum.top_offenders[0].bans
+        ),
+        ("81.2.69.160/32", 3)
+    );
+    let asns: Vec<_> = sum
+        .top_asns
+        .iter()
+        .map(|a| (a.asn.as_str(), a.bans))
+        .collect();
+    assert_eq!(asns, [("unknown", 5), ("AS29518", 2)]);
+    let hosts: Vec<_> = sum
+        .hosts
+        .iter()
+        .map(|h| (h.host.as_str(), h.bans))
+        .collect();
+    assert_eq!(hosts, [("web-01", 5), ("web-02", 2)]);
+    assert_eq!(sum.hosts[1].by_jail["nginx"], 1);
 }

@@ -25,7 +25,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::backend::{Recorded, StatsBackend};
 use crate::error::StatsError;
 use crate::model::{Day, EnrichedEvent};
-use crate::report::{AsnCount, HostCount, NetworkCount, Offender, Report, Window};
+use crate::report::{AsnCount, HostCount, NetworkCount, Offender, Report, Summary, Window};
 
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
 
@@ -231,6 +231,10 @@ impl StatsBackend for SqliteBackend {
 
     async fn hosts(&self, window: Window) -> Result<Vec<HostCount>, StatsError> {
         self.with(move |c| read::hosts(c, window)).await
+    }
+
+    async fn summary(&self, window: Window, limit: usize) -> Result<Summary, StatsError> {
+        self.with(move |c| read::summary(c, window, limit)).await
     }
 
     async fn prune(&self, keep_from: Day) -> Result<u64, StatsError> {

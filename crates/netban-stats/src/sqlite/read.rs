@@ -2,57 +2,75 @@
 //! events, so its cost follows the number of days and distinct keys per day, not of bans.
 //! Sums and distinct counts are done in hash maps over integer ids: SQLite's GROUP BY and
 //! COUNT(DISTINCT) sort every row, which costs more than the rows' reading.
+//!
+//! Each rollup table is read by one scan ([`scan_daily`], [`sum_ids`]) whose result the
+//! answers are built from, so [`summary`] reads each table of the window once for all five
+//! answers instead of once per answer.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::RangeInclusive;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, Transaction, params};
 
 use super::dim;
 use crate::model::{Day, asn_key, parse_asn_key};
-use crate::report::{AsnCount, DayReport, HostCount, NetworkCount, Offender, Report, Window, top};
+use crate::report::{
+    AsnCount, DayReport, HostCount, NetworkCount, Offender, Report, Summary, Window, top,
+};
 
-pub(super) fn report(c: &mut Connection, w: Window) -> rusqlite::Result<Report> {
-    let tx = c.transaction()?; // one snapshot for every statement
-    let mut days: BTreeMap<Day, DayReport> = BTreeMap::new();
-    let mut by_asn: HashMap<String, u64> = HashMap::new();
-    {
-        let mut st = tx.prepare_cached(
-            "SELECT day, dim, key, bans FROM daily
-             WHERE day BETWEEN ?1 AND ?2 AND dim <= ?3",
-        )?;
-        let mut rows = st.query(params![w.first.0, w.last.0, dim::ASN])?;
-        while let Some(r) = rows.next()? {
-            let day = Day(r.get(0)?);
-            let d: i64 = r.get(1)?;
-            let key = r.get_ref(2)?.as_str()?;
-            let bans = u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0);
-            let entry = days.entry(day).or_insert_with(|| DayReport {
-                day,
-                ..DayReport::default()
-            });
-            match d {
-                dim::TOTAL => entry.total += bans,
-                dim::COUNTRY => *entry.by_country.entry(key.to_string()).or_default() += bans,
-                dim::JAIL => *entry.by_jail.entry(key.to_string()).or_default() += bans,
-                dim::ASN => add(&mut by_asn, key, bans),
-                _ => {}
+/// What one scan of `daily` over a window summed.
+#[derive(Default)]
+struct DailySums {
+    days: BTreeMap<Day, DayReport>,
+    by_asn: HashMap<String, u64>,
+    hosts: BTreeMap<String, HostCount>,
+}
+
+/// Sums the `daily` rows of `w` whose dimension is in `dims`.
+fn scan_daily(
+    tx: &Transaction,
+    w: Window,
+    dims: RangeInclusive<i64>,
+) -> rusqlite::Result<DailySums> {
+    let mut sums = DailySums::default();
+    let mut st = tx.prepare_cached(
+        "SELECT day, dim, key, bans FROM daily
+         WHERE day BETWEEN ?1 AND ?2 AND dim BETWEEN ?3 AND ?4",
+    )?;
+    let mut rows = st.query(params![w.first.0, w.last.0, dims.start(), dims.end()])?;
+    while let Some(r) = rows.next()? {
+        let day = Day(r.get(0)?);
+        let d: i64 = r.get(1)?;
+        let key = r.get_ref(2)?.as_str()?;
+        let bans = u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0);
+        match d {
+            dim::TOTAL => day_of(&mut sums.days, day).total += bans,
+            dim::COUNTRY => {
+                *day_of(&mut sums.days, day)
+                    .by_country
+                    .entry(key.to_string())
+                    .or_default() += bans
             }
+            dim::JAIL => {
+                *day_of(&mut sums.days, day)
+                    .by_jail
+                    .entry(key.to_string())
+                    .or_default() += bans
+            }
+            dim::ASN => add(&mut sums.by_asn, key, bans),
+            dim::HOST => host(&mut sums.hosts, key).bans += bans,
+            dim::HOST_JAIL => {
+                if let Some((h, jail)) = key.split_once('\t') {
+                    *host(&mut sums.hosts, h)
+                        .by_jail
+                        .entry(jail.to_string())
+                        .or_default() += bans;
+                }
+            }
+            _ => {}
         }
     }
-    // Distinct targets: a set of integer ids (cheaper than COUNT(DISTINCT), which sorts).
-    let mut distinct: HashSet<i64> = HashSet::new();
-    {
-        let mut st =
-            tx.prepare_cached("SELECT target FROM daily_targets WHERE day BETWEEN ?1 AND ?2")?;
-        let mut rows = st.query(params![w.first.0, w.last.0])?;
-        while let Some(r) = rows.next()? {
-            distinct.insert(r.get(0)?);
-        }
-    }
-    let mut report = Report::from_days(w, days);
-    report.by_asn = by_asn.into_iter().collect();
-    report.targets = distinct.len() as u64;
-    Ok(report)
+    Ok(sums)
 }
 
 /// Adds `n` to `key`, allocating the key only the first time.
@@ -65,32 +83,134 @@ fn add(map: &mut HashMap<String, u64>, key: &str, n: u64) {
     }
 }
 
+fn day_of(days: &mut BTreeMap<Day, DayReport>, day: Day) -> &mut DayReport {
+    days.entry(day).or_insert_with(|| DayReport {
+        day,
+        ..DayReport::default()
+    })
+}
+
+fn host<'a>(hosts: &'a mut BTreeMap<String, HostCount>, name: &str) -> &'a mut HostCount {
+    hosts.entry(name.to_string()).or_insert_with(|| HostCount {
+        host: name.to_string(),
+        bans: 0,
+        by_jail: BTreeMap::new(),
+        last_seen: None,
+    })
+}
+
+/// Bans of one key over the window, and the day of its latest ban.
+#[derive(Clone, Copy)]
+struct Sum {
+    bans: i64,
+    last_at: i64,
+    last_day: i32,
+}
+
+/// Bans per id of `table` (`daily_targets` by `target`, `daily_networks` by `network`) over
+/// the window; its length is the number of distinct ids.
+fn sum_ids(
+    tx: &Transaction,
+    table: &str,
+    column: &str,
+    w: Window,
+) -> rusqlite::Result<HashMap<i64, Sum>> {
+    let mut sums: HashMap<i64, Sum> = HashMap::new();
+    let mut st = tx.prepare_cached(&format!(
+        "SELECT day, {column}, bans, last_at FROM {table} WHERE day BETWEEN ?1 AND ?2"
+    ))?;
+    let mut rows = st.query(params![w.first.0, w.last.0])?;
+    while let Some(r) = rows.next()? {
+        let (day, id, bans, last_at): (i32, i64, i64, i64) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        let s = sums.entry(id).or_insert(Sum {
+            bans: 0,
+            last_at: i64::MIN,
+            last_day: day,
+        });
+        s.bans += bans;
+        if last_at >= s.last_at {
+            s.last_at = last_at;
+            s.last_day = day;
+        }
+    }
+    Ok(sums)
+}
+
+/// The `limit` ids with the most bans, most recent first among equals.
+fn head(sums: HashMap<i64, Sum>, limit: usize) -> Vec<(i64, Sum)> {
+    let mut v: Vec<(i64, Sum)> = sums.into_iter().collect();
+    let order = |a: &(i64, Sum), b: &(i64, Sum)| {
+        b.1.bans
+            .cmp(&a.1.bans)
+            .then(b.1.last_at.cmp(&a.1.last_at))
+            .then(a.0.cmp(&b.0))
+    };
+    if v.len() > limit && limit > 0 {
+        v.select_nth_unstable_by(limit - 1, order);
+    }
+    v.truncate(limit);
+    v.sort_by(order);
+    v
+}
+
+pub(super) fn report(c: &mut Connection, w: Window) -> rusqlite::Result<Report> {
+    let tx = c.transaction()?; // one snapshot for every statement
+    let sums = scan_daily(&tx, w, dim::TOTAL..=dim::ASN)?;
+    // Distinct targets: a set of integer ids (cheaper than COUNT(DISTINCT), which sorts).
+    let mut distinct: HashSet<i64> = HashSet::new();
+    {
+        let mut st =
+            tx.prepare_cached("SELECT target FROM daily_targets WHERE day BETWEEN ?1 AND ?2")?;
+        let mut rows = st.query(params![w.first.0, w.last.0])?;
+        while let Some(r) = rows.next()? {
+            distinct.insert(r.get(0)?);
+        }
+    }
+    Ok(report_of(w, sums.days, sums.by_asn, distinct.len()))
+}
+
+fn report_of(
+    w: Window,
+    days: BTreeMap<Day, DayReport>,
+    by_asn: HashMap<String, u64>,
+    targets: usize,
+) -> Report {
+    let mut report = Report::from_days(w, days);
+    report.by_asn = by_asn.into_iter().collect();
+    report.targets = targets as u64;
+    report
+}
+
 pub(super) fn top_asns(
     c: &mut Connection,
     w: Window,
     limit: usize,
 ) -> rusqlite::Result<Vec<AsnCount>> {
-    let mut sums: HashMap<String, u64> = HashMap::new();
-    {
-        let mut st = c.prepare_cached(
-            "SELECT key, bans FROM daily WHERE day BETWEEN ?1 AND ?2 AND dim = ?3",
-        )?;
-        let mut rows = st.query(params![w.first.0, w.last.0, dim::ASN])?;
-        while let Some(r) = rows.next()? {
-            let n = u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0);
-            add(&mut sums, r.get_ref(0)?.as_str()?, n);
-        }
-    }
+    let tx = c.transaction()?;
+    let sums = scan_daily(&tx, w, dim::ASN..=dim::ASN)?;
+    asns_of(
+        &tx,
+        sums.by_asn.iter().map(|(k, v)| (k.as_str(), *v)),
+        limit,
+    )
+}
+
+/// The `limit` ASes with the most bans of `sums`, with their organisation.
+fn asns_of<'a>(
+    tx: &Transaction,
+    sums: impl Iterator<Item = (&'a str, u64)>,
+    limit: usize,
+) -> rusqlite::Result<Vec<AsnCount>> {
     let rows = sums
-        .into_iter()
         .map(|(asn, bans)| AsnCount {
-            asn,
+            asn: asn.to_string(),
             org: None,
             bans,
         })
         .collect();
     let mut rows = top(rows, limit, |r| (r.bans, r.asn.as_str()));
-    let names = orgs(c, rows.iter().filter_map(|r| parse_asn_key(&r.asn)))?;
+    let names = orgs(tx, rows.iter().filter_map(|r| parse_asn_key(&r.asn)))?;
     for r in &mut rows {
         r.org = parse_asn_key(&r.asn).and_then(|n| names.get(&n).cloned());
     }
@@ -112,66 +232,18 @@ fn orgs(c: &Connection, asns: impl Iterator<Item = u32>) -> rusqlite::Result<Has
     Ok(out)
 }
 
-/// Bans of one key over the window, and the day of its latest ban.
-#[derive(Clone, Copy)]
-struct Sum {
-    bans: i64,
-    last_at: i64,
-    last_day: i32,
-}
-
-/// The `limit` ids of `table` (`daily_targets` by `target`, `daily_networks` by `network`)
-/// with the most bans over the window, most recent first among equals. Summed in a hash
-/// map: SQLite's GROUP BY sorts every row first.
-fn top_ids(
-    c: &Connection,
-    table: &str,
-    column: &str,
-    w: Window,
-    limit: usize,
-) -> rusqlite::Result<Vec<(i64, Sum)>> {
-    let mut sums: HashMap<i64, Sum> = HashMap::new();
-    let mut st = c.prepare_cached(&format!(
-        "SELECT day, {column}, bans, last_at FROM {table} WHERE day BETWEEN ?1 AND ?2"
-    ))?;
-    let mut rows = st.query(params![w.first.0, w.last.0])?;
-    while let Some(r) = rows.next()? {
-        let (day, id, bans, last_at): (i32, i64, i64, i64) =
-            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-        let s = sums.entry(id).or_insert(Sum {
-            bans: 0,
-            last_at: i64::MIN,
-            last_day: day,
-        });
-        s.bans += bans;
-        if last_at >= s.last_at {
-            s.last_at = last_at;
-            s.last_day = day;
-        }
-    }
-    let mut v: Vec<(i64, Sum)> = sums.into_iter().collect();
-    let order = |a: &(i64, Sum), b: &(i64, Sum)| {
-        b.1.bans
-            .cmp(&a.1.bans)
-            .then(b.1.last_at.cmp(&a.1.last_at))
-            .then(a.0.cmp(&b.0))
-    };
-    if v.len() > limit && limit > 0 {
-        v.select_nth_unstable_by(limit - 1, order);
-        v.truncate(limit);
-    }
-    v.truncate(limit);
-    v.sort_by(order);
-    Ok(v)
-}
-
 pub(super) fn top_networks(
     c: &mut Connection,
     w: Window,
     limit: usize,
 ) -> rusqlite::Result<Vec<NetworkCount>> {
     let tx = c.transaction()?;
-    let head = top_ids(&tx, "daily_networks", "network", w, limit)?;
+    let sums = sum_ids(&tx, "daily_networks", "network", w)?;
+    networks_of(&tx, head(sums, limit))
+}
+
+/// The rows of the networks in `head`, as their latest ban described them.
+fn networks_of(tx: &Transaction, head: Vec<(i64, Sum)>) -> rusqlite::Result<Vec<NetworkCount>> {
     let mut out = Vec::with_capacity(head.len());
     {
         let mut st = tx.prepare_cached(
@@ -192,7 +264,7 @@ pub(super) fn top_networks(
             });
         }
     }
-    let names = orgs(&tx, out.iter().filter_map(|n| parse_asn_key(&n.asn)))?;
+    let names = orgs(tx, out.iter().filter_map(|n| parse_asn_key(&n.asn)))?;
     for n in &mut out {
         n.org = parse_asn_key(&n.asn).and_then(|a| names.get(&a).cloned());
     }
@@ -205,7 +277,12 @@ pub(super) fn top_offenders(
     limit: usize,
 ) -> rusqlite::Result<Vec<Offender>> {
     let tx = c.transaction()?;
-    let head = top_ids(&tx, "daily_targets", "target", w, limit)?;
+    let sums = sum_ids(&tx, "daily_targets", "target", w)?;
+    offenders_of(&tx, head(sums, limit))
+}
+
+/// The rows of the targets in `head`, as their latest ban described them.
+fn offenders_of(tx: &Transaction, head: Vec<(i64, Sum)>) -> rusqlite::Result<Vec<Offender>> {
     let mut out = Vec::with_capacity(head.len());
     let mut st = tx.prepare_cached(
         "SELECT t.target, d.country, d.asn, d.jail FROM daily_targets d
@@ -230,34 +307,21 @@ pub(super) fn top_offenders(
 
 pub(super) fn hosts(c: &mut Connection, w: Window) -> rusqlite::Result<Vec<HostCount>> {
     let tx = c.transaction()?;
-    let mut hosts: BTreeMap<String, HostCount> = BTreeMap::new();
-    {
-        let mut st = tx.prepare_cached(
-            "SELECT dim, key, SUM(bans) FROM daily
-             WHERE day BETWEEN ?1 AND ?2 AND dim IN (?3, ?4) GROUP BY dim, key",
-        )?;
-        let mut rows = st.query(params![w.first.0, w.last.0, dim::HOST, dim::HOST_JAIL])?;
-        while let Some(r) = rows.next()? {
-            let d: i64 = r.get(0)?;
-            let key: String = r.get(1)?;
-            let n = u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0);
-            let (host, jail) = match key.split_once('\t') {
-                Some((h, j)) if d == dim::HOST_JAIL => (h.to_string(), Some(j.to_string())),
-                _ => (key, None),
-            };
-            let h = hosts.entry(host.clone()).or_insert_with(|| new_host(host));
-            match jail {
-                Some(j) => *h.by_jail.entry(j).or_default() += n,
-                None => h.bans += n,
-            }
-        }
-        let mut st = tx.prepare_cached("SELECT host, last_at FROM marks")?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            let host: String = r.get(0)?;
-            if let Some(h) = hosts.get_mut(&host) {
-                h.last_seen = Some(r.get(1)?);
-            }
+    let sums = scan_daily(&tx, w, dim::HOST..=dim::HOST_JAIL)?;
+    hosts_of(&tx, sums.hosts)
+}
+
+/// `hosts` with the time of each one's latest ban, most bans first.
+fn hosts_of(
+    tx: &Transaction,
+    mut hosts: BTreeMap<String, HostCount>,
+) -> rusqlite::Result<Vec<HostCount>> {
+    let mut st = tx.prepare_cached("SELECT host, last_at FROM marks")?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let name = r.get_ref(0)?.as_str()?;
+        if let Some(h) = hosts.get_mut(name) {
+            h.last_seen = Some(r.get(1)?);
         }
     }
     Ok(top(hosts.into_values().collect(), usize::MAX, |h| {
@@ -265,11 +329,28 @@ pub(super) fn hosts(c: &mut Connection, w: Window) -> rusqlite::Result<Vec<HostC
     }))
 }
 
-fn new_host(host: String) -> HostCount {
-    HostCount {
-        host,
-        bans: 0,
-        by_jail: BTreeMap::new(),
-        last_seen: None,
-    }
+/// Every answer of the dashboard in one snapshot, each rollup table read once: `daily` for
+/// the report, the ASes and the hosts; `daily_targets` for the distinct count and the
+/// offenders; `daily_networks` for the networks.
+pub(super) fn summary(c: &mut Connection, w: Window, limit: usize) -> rusqlite::Result<Summary> {
+    let tx = c.transaction()?;
+    let daily = scan_daily(&tx, w, dim::TOTAL..=dim::HOST_JAIL)?;
+    let targets = sum_ids(&tx, "daily_targets", "target", w)?;
+    let distinct = targets.len();
+    let top_offenders = offenders_of(&tx, head(targets, limit))?;
+    let networks = sum_ids(&tx, "daily_networks", "network", w)?;
+    let top_networks = networks_of(&tx, head(networks, limit))?;
+    let top_asns = asns_of(
+        &tx,
+        daily.by_asn.iter().map(|(k, v)| (k.as_str(), *v)),
+        limit,
+    )?;
+    let hosts = hosts_of(&tx, daily.hosts)?;
+    Ok(Summary {
+        report: report_of(w, daily.days, daily.by_asn, distinct),
+        top_asns,
+        top_networks,
+        top_offenders,
+        hosts,
+    })
 }

@@ -124,17 +124,13 @@ pub(crate) async fn summary(State(app): State<Arc<App>>, q: RawQuery) -> Respons
     answer(app, q, "summary", |s, days, limit, now| async move {
         let w = s.window(days, now);
         let b = s.backend();
-        let report = b.report(w).await?;
-        let top_asns = b.top_asns(w, limit).await?;
-        let top_networks = b.top_networks(w, limit).await?;
-        let top_offenders = b.top_offenders(w, limit).await?;
-        let hosts = b.hosts(w).await?;
+        let sum = b.summary(w, limit).await?;
         Ok(json!({
-            "report": report,
-            "top_asns": top_asns,
-            "top_networks": top_networks,
-            "top_offenders": top_offenders,
-            "hosts": hosts,
+            "report": sum.report,
+            "top_asns": sum.top_asns,
+            "top_networks": sum.top_networks,
+            "top_offenders": sum.top_offenders,
+            "hosts": sum.hosts,
             "first": w.first,
             "last": w.last,
             "zone": s.zone().iana_name(),

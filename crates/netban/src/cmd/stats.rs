@@ -30,17 +30,16 @@ pub fn run(ctx: &mut Context, a: StatsArgs) -> CliResult {
                 .map_err(|e| CliError::Runtime(format!("stats: {e}")))?;
         }
         let now = clock::now();
-        let report = stats
-            .report(a.days, now)
-            .await
-            .map_err(|e| CliError::Runtime(format!("stats: {e}")))?;
+        let fail = |e: netban_stats::StatsError| CliError::Runtime(format!("stats: {e}"));
         if ctx.json {
+            let report = stats.report(a.days, now).await.map_err(fail)?;
             super::print_json(&report);
         } else {
-            let details = stats
-                .details(a.days, now, 10)
+            let (report, details) = stats
+                .summary(a.days, now, 10)
                 .await
-                .map_err(|e| CliError::Runtime(format!("stats: {e}")))?;
+                .map_err(fail)?
+                .into_parts();
             say!(
                 "{}",
                 netban_stats::render_table(&report, &details).trim_end()
