@@ -376,10 +376,30 @@ fn defect_12_a_busy_daemon_makes_the_cli_deliver_inline() {
     let nb = netban(&daemon_config(&exec_sink(&log)));
     let _d = start_daemon(&nb);
     let socket = nb.state_dir().join("netban.sock");
-    let held: Vec<UnixStream> = (0..64)
+    let mut held: Vec<UnixStream> = (0..64)
         .map(|_| UnixStream::connect(&socket).unwrap())
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // The cap is full when a new connection is told `busy`. One of the 64 may have been told
+    // so already, if the daemon had not yet closed an earlier connection (its start's ping):
+    // a probe that gets a slot instead is held too.
+    wait_for(
+        "the control socket at its cap",
+        Duration::from_secs(30),
+        || {
+            let mut probe = UnixStream::connect(&socket).unwrap();
+            probe
+                .set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            let mut buf = [0u8; 256];
+            match probe.read(&mut buf) {
+                Ok(n) if String::from_utf8_lossy(&buf[..n]).contains("busy") => true,
+                _ => {
+                    held.push(probe);
+                    false
+                }
+            }
+        },
+    );
     let out = nb.expect(0, &["-v", "ban", "--jail", "sshd", "192.0.2.60"]);
     // Delivered by this process (inline: its own log says so), not left to the daemon.
     assert!(
