@@ -166,9 +166,10 @@ impl Stats {
             let mark = self.backend.mark(&self.host).await.unwrap_or(0);
             tracing::warn!(
                 "stats: {} bans of host {} at or below its recorded event id {mark} were skipped as \
-                 already counted; after a crash this is expected, but if the state database was \
-                 recreated, new bans are not counted until their ids pass {mark}",
+                 already counted (expected once after a crash; if it repeats, another state \
+                 database writes statistics as host {}: give each host its own host_id)",
                 recorded.duplicates,
+                self.host,
                 self.host
             );
         }

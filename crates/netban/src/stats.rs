@@ -60,6 +60,7 @@ pub fn open(ctx: &mut Context) -> CliResult<Option<Arc<Stats>>> {
 /// batch is handed in again).
 pub async fn drain(store: &Arc<Store>, stats: &Stats) -> Result<usize, String> {
     let consumer = Consumer::new(CONSUMER);
+    let base = id_base(store, stats).await?;
     let mut total = 0;
     loop {
         let (s, c) = (store.clone(), consumer.clone());
@@ -67,18 +68,64 @@ pub async fn drain(store: &Arc<Store>, stats: &Stats) -> Result<usize, String> {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        if events.is_empty() {
+        let Some(last) = events.iter().map(|e| e.id).max() else {
             return Ok(total);
-        }
-        let batch: Vec<SourceEvent> = events.iter().map(SourceEvent::from).collect();
-        let done = stats.ingest(&batch).await.map_err(|e| e.to_string())?;
+        };
+        let batch: Vec<SourceEvent> = events
+            .iter()
+            .map(|e| {
+                let mut s = SourceEvent::from(e);
+                s.id += base;
+                s
+            })
+            .collect();
+        stats.ingest(&batch).await.map_err(|e| e.to_string())?;
         total += events.len();
-        if let Some(last) = done.last_id {
-            let (s, c) = (store.clone(), consumer.clone());
-            tokio::task::spawn_blocking(move || c.commit(&s, last))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
-        }
+        let (s, c) = (store.clone(), consumer.clone());
+        tokio::task::spawn_blocking(move || c.commit(&s, last))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
     }
+}
+
+/// State-database meta key: what this database's event ids are shifted by in the statistics.
+const ID_BASE: &str = "stats_id_base";
+
+/// The shift of this state database's event ids in the statistics, which count each host's
+/// events once by id (the host's *mark*). A state database that is new beside statistics
+/// that are kept (recreated, restored from an older backup) numbers its events from ids the
+/// statistics counted already, and its bans would be skipped as counted: when the mark is
+/// past every id this database ever gave, its ids are shifted above the mark from now on.
+async fn id_base(store: &Arc<Store>, stats: &Stats) -> Result<i64, String> {
+    let s = store.clone();
+    let (base, numbered) = tokio::task::spawn_blocking(move || {
+        let base = s.get_meta(ID_BASE)?.and_then(|v| v.parse::<i64>().ok());
+        Ok::<_, netban_core::store::StoreError>((base.unwrap_or(0), s.events_numbered()?))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    let mark = stats
+        .backend()
+        .mark(stats.host())
+        .await
+        .map_err(|e| e.to_string())?;
+    if mark <= base + numbered {
+        return Ok(base);
+    }
+    tracing::warn!(
+        "stats: the statistics have counted events up to id {mark} of host {}, past every id \
+         this state database gave ({}): it is newer than the statistics (recreated, or \
+         restored from an older backup); its events are counted from id {} on",
+        stats.host(),
+        base + numbered,
+        mark + 1
+    );
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || s.set_meta(ID_BASE, &mark.to_string()))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok(mark)
 }

@@ -108,3 +108,37 @@ fn check_validates_the_stats_section_and_reaches_its_backend() {
         "the country file loads: {text}"
     );
 }
+
+#[test]
+fn a_recreated_state_database_goes_on_counting_into_the_kept_statistics() {
+    // stats.db is kept, the state database is not (a new disk for /var/lib/netban/netban.db
+    // only, a restore of an older backup): the new database numbers its events from 1 again,
+    // ids the statistics have counted already. Its bans must still count.
+    let nb = netban();
+    nb.expect(0, &["ban", "--jail", "sshd", "81.2.69.160"]);
+    nb.expect(0, &["ban", "--jail", "sshd", "89.160.20.128"]);
+    assert_eq!(stats(&nb, "7")["total"], 2);
+    for file in ["netban.db", "netban.db-wal", "netban.db-shm"] {
+        let _ = std::fs::remove_file(nb.state_dir().join(file));
+    }
+    nb.expect(0, &["ban", "--jail", "postfix", "2001:218::1"]);
+    let out = nb.expect(0, &["stats", "--days", "7", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["total"], 3, "the new database's ban counts: {v}");
+    assert_eq!(v["by_country"]["JP"], 1, "{v}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("counted events up to id 2") && err.matches("WARN").count() == 1,
+        "one warning that says what happened: {err}"
+    );
+    // From then on, as before: each ban once, no more warnings.
+    nb.expect(0, &["ban", "--jail", "postfix", "1.2.3.4"]);
+    let out = nb.expect(0, &["stats", "--days", "7", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["total"], 4, "{v}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("WARN"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

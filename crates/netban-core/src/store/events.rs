@@ -155,6 +155,23 @@ impl Store {
         self.read(|c| c.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0)))
     }
 
+    /// The highest event id this database ever gave (0 when none): unlike
+    /// [`Store::last_event_id`], it stays when pruning removed the events themselves.
+    pub fn events_numbered(&self) -> Result<i64, StoreError> {
+        self.read(|c| {
+            let seq: Option<i64> = c
+                .query_row(
+                    "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let max: i64 =
+                c.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))?;
+            Ok(seq.unwrap_or(0).max(max))
+        })
+    }
+
     /// Jails whose bans were unbanned in a burst and then restored: what fail2ban does at a
     /// stop when the jail's netban action has no `actionflush` (issue 7: a `reload` onto
     /// the Python action left the command action without it, and every stop removed every
