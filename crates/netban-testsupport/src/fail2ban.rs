@@ -95,6 +95,11 @@ impl ActionFile {
     pub fn netban_dist() -> anyhow::Result<ActionFile> {
         ActionFile::from_path(dist_dir().join("fail2ban/action.d/netban.conf"))
     }
+
+    /// The repository's `dist/fail2ban/action.d/netban-socket.py`, the Python action.
+    pub fn netban_socket_dist() -> anyhow::Result<ActionFile> {
+        ActionFile::from_path(dist_dir().join("fail2ban/action.d/netban-socket.py"))
+    }
 }
 
 /// One jail of the test configuration. It uses the `sshd` filter and watches its own log file
@@ -135,6 +140,21 @@ impl Jail {
     ) -> Jail {
         let action = format!(
             "netban[netban=\"{}\", config=\"{}\"]",
+            binary.as_ref().display(),
+            config.as_ref().display()
+        );
+        Jail::new(name, action)
+    }
+
+    /// A jail using the Python action (`netban-socket.py`), which hands bans to the daemon
+    /// and falls back to `binary`: `action = netban-socket.py[netban="BINARY", config="CONFIG"]`.
+    pub fn netban_socket(
+        name: impl Into<String>,
+        binary: impl AsRef<Path>,
+        config: impl AsRef<Path>,
+    ) -> Jail {
+        let action = format!(
+            "netban-socket.py[netban=\"{}\", config=\"{}\"]",
             binary.as_ref().display(),
             config.as_ref().display()
         );
@@ -202,6 +222,19 @@ impl Options {
         let mut o = Options::new().action_file(ActionFile::netban_dist()?);
         for j in jails {
             o = o.jail(Jail::netban(*j, binary.as_ref(), config.as_ref()));
+        }
+        Ok(o)
+    }
+
+    /// The repository's Python action and one jail per name using it.
+    pub fn netban_socket(
+        binary: impl AsRef<Path>,
+        config: impl AsRef<Path>,
+        jails: &[&str],
+    ) -> anyhow::Result<Options> {
+        let mut o = Options::new().action_file(ActionFile::netban_socket_dist()?);
+        for j in jails {
+            o = o.jail(Jail::netban_socket(*j, binary.as_ref(), config.as_ref()));
         }
         Ok(o)
     }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use netban_testsupport::config::{Config, Sink};
 use netban_testsupport::daemon::Daemon;
-use netban_testsupport::fail2ban::{ActionFile, Fail2ban, Jail, Options, dist_dir};
+use netban_testsupport::fail2ban::{Fail2ban, Options};
 use netban_testsupport::runner::{Netban, read};
 use netban_testsupport::wait::wait_until;
 
@@ -73,17 +73,9 @@ fn python_action_hands_bans_to_the_daemon_and_falls_back_to_the_binary() {
     let mut daemon = Daemon::start(&nb);
 
     // The action finds the socket through the config (state_dir/netban.sock).
-    let action = format!(
-        "netban-socket.py[netban=\"{}\", config=\"{}\"]",
-        env!("CARGO_BIN_EXE_netban"),
-        nb.config().display()
-    );
-    let script = ActionFile::from_path(dist_dir().join("fail2ban/action.d/netban-socket.py"))
-        .expect("dist/fail2ban/action.d/netban-socket.py");
-    let opts = Options::new()
-        .loglevel("DEBUG")
-        .action_file(script)
-        .jail(Jail::new("sshd", action));
+    let opts = Options::netban_socket(env!("CARGO_BIN_EXE_netban"), nb.config(), &["sshd"])
+        .expect("dist/fail2ban/action.d/netban-socket.py")
+        .loglevel("DEBUG");
     let mut f2b = Fail2ban::start(opts).expect("start fail2ban with the Python action");
     let diag = |f2b: &Fail2ban| diagnostics(&nb, f2b, &sink);
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use netban_testsupport::config::{Config, Sink};
 use netban_testsupport::daemon::Daemon;
-use netban_testsupport::fail2ban::{ActionFile, Fail2ban, Jail, Options, dist_dir};
+use netban_testsupport::fail2ban::{Fail2ban, Options};
 use netban_testsupport::runner::{Netban, read};
 use netban_testsupport::wait::wait_until;
 
@@ -54,17 +54,9 @@ fn fail2ban_bans_count_once_across_daemon_and_fail2ban_restarts() {
     );
     let sink = nb.path("sink.log");
     let mut daemon = Daemon::start(&nb);
-    let action = format!(
-        "netban-socket.py[netban=\"{}\", config=\"{}\"]",
-        env!("CARGO_BIN_EXE_netban"),
-        nb.config().display()
-    );
-    let script = ActionFile::from_path(dist_dir().join("fail2ban/action.d/netban-socket.py"))
-        .expect("dist/fail2ban/action.d/netban-socket.py");
     let mut f2b = Fail2ban::start(
-        Options::new()
-            .action_file(script)
-            .jail(Jail::new("sshd", action)),
+        Options::netban_socket(env!("CARGO_BIN_EXE_netban"), nb.config(), &["sshd"])
+            .expect("dist/fail2ban/action.d/netban-socket.py"),
     )
     .expect("start fail2ban with the Python action");
     let diag = |f2b: &Fail2ban| {
