@@ -240,3 +240,62 @@ async fn redis_stopped_during_bans_loses_nothing() {
     })
     .await;
 }
+
+/// `rediss://`, as DESIGN.md's example config has it, against a redis-server that speaks TLS
+/// only. The server's CA is trusted the way an operator trusts a private CA without the
+/// system store: `SSL_CERT_FILE` (docs/cluster.md, TLS to Redis). A host on a server whose CA
+/// it does not know stays disconnected and says why; the hosts that trust it carry bans.
+#[test]
+fn the_bus_over_tls_carries_bans_and_refuses_a_server_of_an_unknown_ca() {
+    init_logs();
+    let known = RedisServer::start_with(RedisOptions {
+        tls: true,
+        ..RedisOptions::default()
+    })
+    .unwrap();
+    let unknown = RedisServer::start_with(RedisOptions {
+        tls: true,
+        ..RedisOptions::default()
+    })
+    .unwrap();
+    assert!(known.url().starts_with("rediss://"), "{}", known.url());
+    // SAFETY: set before the runtime below starts any thread; nextest runs each test in a
+    // process of its own.
+    unsafe { std::env::set_var("SSL_CERT_FILE", known.ca_file()) };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut stranger = Host::new("x", config(&unknown.url(), &["x"]));
+        stranger.start();
+        wait_until(WAIT, "x says why it cannot reach the bus", || {
+            let bus = stranger.cluster.status().unwrap().bus.unwrap();
+            !bus.publisher.connected
+                && bus
+                    .publisher
+                    .last_error
+                    .is_some_and(|e| e.contains("invalid peer certificate: UnknownIssuer"))
+        })
+        .await;
+        stranger.kill();
+
+        let cfg = config(&known.url(), &["a", "b"]);
+        let mut hosts: Vec<Host> = ["a", "b"]
+            .iter()
+            .map(|h| Host::new(h, cfg.clone()))
+            .collect();
+        for h in &mut hosts {
+            h.start();
+        }
+        for h in &hosts {
+            h.settle().await;
+        }
+        hosts[0].ban("192.0.2.1", "sshd");
+        wait_until(WAIT, "b holds a's ban, over TLS", || {
+            hosts[1].leases_from("a") == ["192.0.2.1/32 sshd"]
+        })
+        .await;
+    });
+}

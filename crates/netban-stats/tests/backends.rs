@@ -313,3 +313,48 @@ async fn redis_rolling_top_lists_match_sqlite_as_the_window_moves_day_by_day() {
         );
     }
 }
+
+/// The fleet's statistics over `rediss://`: a TLS-only redis-server whose private CA is
+/// trusted through `SSL_CERT_FILE` (docs/stats.md). Bans are counted and read back over TLS.
+#[test]
+fn redis_over_tls() {
+    let server = RedisServer::start_with(RedisOptions {
+        tls: true,
+        password: Some("tls-pass".into()),
+        ..RedisOptions::default()
+    })
+    .unwrap();
+    // SAFETY: set before the runtime below starts any thread; nextest runs each test in a
+    // process of its own.
+    unsafe { std::env::set_var("SSL_CERT_FILE", server.ca_file()) };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StatsConfig {
+            backend: BackendKind::Redis,
+            redis: Some(Secret::new(server.url())),
+            ..StatsConfig::default()
+        };
+        let env = OpenEnv {
+            state_dir: dir.path(),
+            host_id: "web-01",
+            cluster_redis: None,
+            cluster_prefix: Some("fleet"),
+        };
+        let stats = Stats::open(&cfg, env).unwrap();
+        stats
+            .ingest(&[
+                ban(1, noon(0), "81.2.69.160", "sshd"),
+                ban(2, noon(0), "89.160.20.128", "sshd"),
+            ])
+            .await
+            .unwrap();
+        let r = stats.report(1, now()).await.unwrap();
+        assert_eq!((r.total, r.targets), (2, 2));
+        assert_eq!(server.keys("fleet:stats:mark"), ["fleet:stats:mark"]);
+    });
+}

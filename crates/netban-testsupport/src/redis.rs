@@ -10,8 +10,10 @@
 //! or overloaded server looks like to a client (its timeouts fire, not its connect errors).
 //!
 //! The stats story suite, the stats benchmark and the cluster bus tests share this harness.
-//! [`RedisOptions`] adds a password (`requirepass`) and raw config lines for what a test needs
-//! beyond that (`maxmemory`, ACL users, ...).
+//! [`RedisOptions`] adds a password (`requirepass`), TLS (a private CA and a server
+//! certificate for 127.0.0.1 made with `openssl`, the server on a TLS port only, the URL
+//! `rediss://`), and raw config lines for what a test needs beyond that (`maxmemory`, ACL
+//! users, ...).
 //!
 //! Dropping the handle kills the server's process group; the directory goes with it. The server
 //! also gets `PR_SET_PDEATHSIG`: if the thread that started it dies (a test process killed by
@@ -42,6 +44,8 @@ const PORT_ATTEMPTS: usize = 5;
 pub struct RedisOptions {
     /// `requirepass`: clients must `AUTH` (the URL from [`RedisServer::url`] carries it).
     pub password: Option<String>,
+    /// TLS only (`port 0`, `tls-port`): clients must speak TLS and trust [`RedisServer::ca_file`].
+    pub tls: bool,
     /// More `redis.conf` lines, e.g. `maxmemory 64mb`.
     pub extra_config: Vec<String>,
 }
@@ -52,6 +56,7 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     password: Option<String>,
+    tls: bool,
     server_bin: PathBuf,
     cli_bin: PathBuf,
     // Last, so the directory goes after the process is dead.
@@ -79,10 +84,14 @@ impl RedisServer {
                 child: None,
                 port: free_port()?,
                 password: opts.password.clone(),
+                tls: opts.tls,
                 server_bin: server_bin.clone(),
                 cli_bin: cli_bin.clone(),
                 dir,
             };
+            if opts.tls {
+                server.make_certificates()?;
+            }
             server.write_config(&opts)?;
             match server.spawn() {
                 Ok(()) => return Ok(server),
@@ -93,12 +102,18 @@ impl RedisServer {
         Err(last_err.unwrap_or_else(|| anyhow!("redis-server did not start")))
     }
 
-    /// `redis://127.0.0.1:PORT/0`, with the password when there is one.
+    /// `redis://127.0.0.1:PORT/0` (`rediss://` with TLS), with the password when there is one.
     pub fn url(&self) -> String {
+        let scheme = if self.tls { "rediss" } else { "redis" };
         match &self.password {
-            Some(p) => format!("redis://:{p}@127.0.0.1:{}/0", self.port),
-            None => format!("redis://127.0.0.1:{}/0", self.port),
+            Some(p) => format!("{scheme}://:{p}@127.0.0.1:{}/0", self.port),
+            None => format!("{scheme}://127.0.0.1:{}/0", self.port),
         }
+    }
+
+    /// The PEM file of the CA that signed a TLS server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir().join("ca.pem")
     }
 
     /// `127.0.0.1:PORT`.
@@ -176,6 +191,9 @@ impl RedisServer {
     pub fn cli_output(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(&self.cli_bin);
         cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "--raw"]);
+        if self.tls {
+            cmd.arg("--tls").arg("--cacert").arg(self.ca_file());
+        }
         if let Some(p) = &self.password {
             // REDISCLI_AUTH keeps the password off the command line (and out of `ps`).
             cmd.env("REDISCLI_AUTH", p);
@@ -213,6 +231,45 @@ impl RedisServer {
         }
     }
 
+    /// A CA and a server certificate for 127.0.0.1 signed by it (ECDSA P-256, two days), in
+    /// the server's directory: `ca.pem`, `server.pem`, `server.key`.
+    fn make_certificates(&self) -> anyhow::Result<()> {
+        let d = self.dir();
+        fs::write(
+            d.join("server.ext"),
+            "subjectAltName = IP:127.0.0.1, DNS:localhost\n",
+        )?;
+        // Each server's CA has a name of its own, as two real CAs have.
+        let ca = format!(
+            "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+             -keyout ca.key -out ca.pem -days 2 -subj /CN=netban-test-CA-{}",
+            self.port
+        );
+        let steps = [
+            ca.as_str(),
+            "req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+             -keyout server.key -out server.csr -subj /CN=127.0.0.1",
+            "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+             -out server.pem -days 2 -extfile server.ext",
+        ];
+        for step in steps {
+            let args: Vec<&str> = step.split_whitespace().collect();
+            let out = Command::new("openssl")
+                .args(&args)
+                .current_dir(d)
+                .stdin(Stdio::null())
+                .output()
+                .context("running openssl (scripts/test installs it: apt-get install openssl)")?;
+            if !out.status.success() {
+                bail!(
+                    "openssl {args:?} failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        Ok(())
+    }
+
     fn write_config(&self, opts: &RedisOptions) -> anyhow::Result<()> {
         let d = self.dir();
         let mut conf = format!(
@@ -232,6 +289,14 @@ impl RedisServer {
         );
         if let Some(p) = &opts.password {
             conf.push_str(&format!("requirepass {p}\n"));
+        }
+        if opts.tls {
+            conf.push_str(&format!(
+                "port 0\ntls-port {port}\ntls-cert-file {d}/server.pem\ntls-key-file {d}/server.key\n\
+                 tls-ca-cert-file {d}/ca.pem\ntls-auth-clients no\n",
+                port = self.port,
+                d = d.display()
+            ));
         }
         for line in &opts.extra_config {
             conf.push_str(line);
@@ -286,6 +351,15 @@ impl RedisServer {
     }
 
     fn ping(&self) -> anyhow::Result<()> {
+        if self.tls {
+            // The raw check below speaks plain RESP; over TLS, ask redis-cli.
+            let out = self.cli_output(&["PING"]);
+            let reply = String::from_utf8_lossy(&out.stdout);
+            if out.status.success() && reply.trim() == "PONG" {
+                return Ok(());
+            }
+            bail!("PING over TLS answered {reply:?}");
+        }
         let mut s = TcpStream::connect(self.addr())?;
         s.set_read_timeout(Some(Duration::from_secs(1)))?;
         s.set_write_timeout(Some(Duration::from_secs(1)))?;
