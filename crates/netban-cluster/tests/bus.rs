@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use netban_testsupport::redis::{RedisOptions, RedisServer};
+use netban_testsupport::redis::{RedisOptions, RedisServer, runtime_trusting};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -259,14 +259,7 @@ fn the_bus_over_tls_carries_bans_and_refuses_a_server_of_an_unknown_ca() {
     })
     .unwrap();
     assert!(known.url().starts_with("rediss://"), "{}", known.url());
-    // SAFETY: set before the runtime below starts any thread; nextest runs each test in a
-    // process of its own.
-    unsafe { std::env::set_var("SSL_CERT_FILE", known.ca_file()) };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime_trusting(&known.ca_file());
     rt.block_on(async {
         let mut stranger = Host::new("x", config(&unknown.url(), &["x"]));
         stranger.start();

@@ -11,7 +11,7 @@ use netban_core::config::Secret;
 use netban_stats::redis::RedisBackend;
 use netban_stats::sqlite::SqliteBackend;
 use netban_stats::{BackendKind, OpenEnv, Stats, StatsBackend, StatsConfig};
-use netban_testsupport::redis::{RedisOptions, RedisServer};
+use netban_testsupport::redis::{RedisOptions, RedisServer, runtime_trusting};
 
 #[tokio::test]
 async fn redis_day_keys_live_under_the_prefix_and_expire_after_the_retention() {
@@ -324,14 +324,7 @@ fn redis_over_tls() {
         ..RedisOptions::default()
     })
     .unwrap();
-    // SAFETY: set before the runtime below starts any thread; nextest runs each test in a
-    // process of its own.
-    unsafe { std::env::set_var("SSL_CERT_FILE", server.ca_file()) };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime_trusting(&server.ca_file());
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let cfg = StatsConfig {

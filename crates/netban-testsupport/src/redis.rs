@@ -384,6 +384,22 @@ impl RedisServer {
     }
 }
 
+/// A multi-thread tokio runtime (two workers) for a test whose TLS clients must trust
+/// `ca_file`, a [`RedisServer::ca_file`]: sets `SSL_CERT_FILE`, which rustls-native-certs
+/// reads at every TLS connection, the way an operator trusts a private CA without the system
+/// store. Call it at the start of a plain `#[test]` (not `#[tokio::test]`), before any other
+/// thread of the test exists; nextest runs each test in a process of its own.
+pub fn runtime_trusting(ca_file: &Path) -> tokio::runtime::Runtime {
+    // SAFETY: no other thread of this test process reads the environment yet (the runtime's
+    // threads are made below).
+    unsafe { std::env::set_var("SSL_CERT_FILE", ca_file) };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.thaw();
