@@ -266,10 +266,10 @@ fn the_bus_over_tls_carries_bans_and_refuses_a_server_of_an_unknown_ca() {
         wait_until(WAIT, "x says why it cannot reach the bus", || {
             let bus = stranger.cluster.status().unwrap().bus.unwrap();
             !bus.publisher.connected
-                && bus
-                    .publisher
-                    .last_error
-                    .is_some_and(|e| e.contains("invalid peer certificate: UnknownIssuer"))
+                && bus.publisher.last_error.is_some_and(|e| {
+                    e.contains("invalid peer certificate: UnknownIssuer")
+                        && e.contains("update-ca-certificates")
+                })
         })
         .await;
         stranger.kill();

@@ -28,9 +28,7 @@ pub enum StatsError {
         found: i64,
         known: i64,
     },
-    #[error(
-        "stats: Redis {what} failed: {source}; check [stats] redis (or [cluster] redis) and that the server answers"
-    )]
+    #[error("stats: Redis {what} failed: {source}; {}", next_step(.source))]
     Redis {
         what: &'static str,
         source: redis::RedisError,
@@ -45,6 +43,12 @@ pub enum StatsError {
     Config(#[from] StatsConfigError),
     #[error("stats: the database task stopped ({0}); this is a bug, please report it")]
     Task(String),
+}
+
+/// What to do after a Redis error: the TLS fix when it is one, else where to look.
+fn next_step(e: &redis::RedisError) -> &'static str {
+    netban_core::config::redis_tls_hint(&e.to_string())
+        .unwrap_or("check [stats] redis (or [cluster] redis) and that the server answers")
 }
 
 impl StatsError {

@@ -315,12 +315,18 @@ async fn redis_rolling_top_lists_match_sqlite_as_the_window_moves_day_by_day() {
 }
 
 /// The fleet's statistics over `rediss://`: a TLS-only redis-server whose private CA is
-/// trusted through `SSL_CERT_FILE` (docs/stats.md). Bans are counted and read back over TLS.
+/// trusted through `SSL_CERT_FILE` (docs/stats.md). Bans are counted and read back over TLS;
+/// a server of a CA the host does not know is refused with what to do about it.
 #[test]
 fn redis_over_tls() {
     let server = RedisServer::start_with(RedisOptions {
         tls: true,
         password: Some("tls-pass".into()),
+        ..RedisOptions::default()
+    })
+    .unwrap();
+    let unknown = RedisServer::start_with(RedisOptions {
+        tls: true,
         ..RedisOptions::default()
     })
     .unwrap();
@@ -349,5 +355,12 @@ fn redis_over_tls() {
         let r = stats.report(1, now()).await.unwrap();
         assert_eq!((r.total, r.targets), (2, 2));
         assert_eq!(server.keys("fleet:stats:mark"), ["fleet:stats:mark"]);
+
+        let stranger = RedisBackend::connect(&Secret::new(unknown.url()), "fleet", 400).unwrap();
+        let err = stranger.ping().await.unwrap_err().to_string();
+        assert!(
+            err.contains("UnknownIssuer") && err.contains("update-ca-certificates"),
+            "{err}"
+        );
     });
 }

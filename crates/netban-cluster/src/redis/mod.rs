@@ -58,9 +58,15 @@ pub enum BusError {
 
 impl BusError {
     pub(crate) fn redis(what: &str) -> impl Fn(redis::RedisError) -> BusError + '_ {
-        move |e| BusError::Redis {
-            what: what.to_string(),
-            detail: redact_userinfo(&e.to_string()),
+        move |e| {
+            let mut detail = redact_userinfo(&e.to_string());
+            if let Some(hint) = netban_core::config::redis_tls_hint(&detail) {
+                detail = format!("{detail}; {hint}");
+            }
+            BusError::Redis {
+                what: what.to_string(),
+                detail,
+            }
         }
     }
 

@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use secret::{
-    Secret, read_redis_url_file, redact_userinfo, redis_url_problem, url_has_userinfo,
+    Secret, read_redis_url_file, redact_userinfo, redis_tls_hint, redis_url_problem,
+    url_has_userinfo,
 };
 pub use section::Section;
 pub use sections::*;

@@ -74,6 +74,24 @@ pub fn redis_url_problem(url: &str) -> Option<&'static str> {
     )
 }
 
+/// What to do about a Redis client error whose text is `detail`, when it is a TLS problem
+/// the operator can fix (shared by the cluster's bus and the statistics' Redis).
+pub fn redis_tls_hint(detail: &str) -> Option<&'static str> {
+    if detail.contains("UnknownIssuer") || detail.contains("BadSignature") {
+        Some(
+            "the Redis server's certificate is signed by a CA this host does not trust: add the CA to the system store (update-ca-certificates) or see docs/cluster.md, TLS to Redis",
+        )
+    } else if detail.contains("NotValidForName") {
+        Some(
+            "the Redis server's certificate does not name the host of the URL: use the name (or address) the certificate was made for",
+        )
+    } else if detail.contains("invalid peer certificate") {
+        Some("the Redis server's certificate was refused: see docs/cluster.md, TLS to Redis")
+    } else {
+        None
+    }
+}
+
 /// The Redis URL on the first non-empty line of `path` (`redis_file` of `[cluster]` and
 /// `[stats]`); the error says what is wrong with the file.
 pub fn read_redis_url_file(path: &std::path::Path) -> Result<Secret, String> {
