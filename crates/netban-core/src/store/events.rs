@@ -158,6 +158,8 @@ impl Store {
     /// The highest event id this database ever gave (0 when none): unlike
     /// [`Store::last_event_id`], it stays when pruning removed the events themselves.
     pub fn events_numbered(&self) -> Result<i64, StoreError> {
+        // `events` is AUTOINCREMENT: sqlite_sequence holds the highest id ever given, and
+        // has no row until the first one.
         self.read(|c| {
             let seq: Option<i64> = c
                 .query_row(
@@ -166,9 +168,7 @@ impl Store {
                     |r| r.get(0),
                 )
                 .optional()?;
-            let max: i64 =
-                c.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))?;
-            Ok(seq.unwrap_or(0).max(max))
+            Ok(seq.unwrap_or(0))
         })
     }
 

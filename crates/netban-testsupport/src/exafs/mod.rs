@@ -81,7 +81,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use process::{has_flowapp, kill_group, log_tail, random_hex, spawn, wait_ready};
+use crate::process::kill_group;
+use process::{has_flowapp, log_tail, random_hex, spawn, wait_ready};
 
 const CONFIG_PY: &str = include_str!("../../exafs/config.py");
 const RUN_PY: &str = include_str!("../../exafs/run.py");

@@ -108,32 +108,6 @@ pub(super) fn wait_ready(child: &mut Option<Child>, dir: &Path) -> Result<u16> {
     }
 }
 
-pub(super) fn kill_group(child: &mut Option<Child>) {
-    let Some(mut c) = child.take() else { return };
-    let Ok(pid) = i32::try_from(c.id()) else {
-        let _ = c.kill();
-        let _ = c.wait();
-        return;
-    };
-    // SAFETY: kill(2) with a negative pid signals the process group we created with
-    // process_group(0); no memory is involved.
-    unsafe { libc::kill(-pid, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match c.try_wait() {
-            Ok(Some(_)) => return,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => break,
-        }
-    }
-    // Still there after 5 s: SIGKILL the whole group before reaping the leader (so the group
-    // id cannot have been reused meanwhile).
-    // SAFETY: as above.
-    unsafe { libc::kill(-pid, libc::SIGKILL) };
-    let _ = c.kill();
-    let _ = c.wait();
-}
-
 pub(super) fn log_tail(dir: &Path, lines: usize) -> String {
     let text = fs::read_to_string(dir.join("server.log")).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();

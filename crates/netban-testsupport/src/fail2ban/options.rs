@@ -87,12 +87,7 @@ impl Jail {
         binary: impl AsRef<Path>,
         config: impl AsRef<Path>,
     ) -> Jail {
-        let action = format!(
-            "netban[netban=\"{}\", config=\"{}\"]",
-            binary.as_ref().display(),
-            config.as_ref().display()
-        );
-        Jail::new(name, action)
+        Jail::netban_action(name, "netban", binary.as_ref(), config.as_ref())
     }
 
     /// A jail using the Python action (`netban-socket.py`), which hands bans to the daemon
@@ -102,10 +97,15 @@ impl Jail {
         binary: impl AsRef<Path>,
         config: impl AsRef<Path>,
     ) -> Jail {
+        Jail::netban_action(name, "netban-socket.py", binary.as_ref(), config.as_ref())
+    }
+
+    /// `action = ACTION[netban="BINARY", config="CONFIG"]`.
+    fn netban_action(name: impl Into<String>, action: &str, binary: &Path, config: &Path) -> Jail {
         let action = format!(
-            "netban-socket.py[netban=\"{}\", config=\"{}\"]",
-            binary.as_ref().display(),
-            config.as_ref().display()
+            "{action}[netban=\"{}\", config=\"{}\"]",
+            binary.display(),
+            config.display()
         );
         Jail::new(name, action)
     }
@@ -168,11 +168,12 @@ impl Options {
         config: impl AsRef<Path>,
         jails: &[&str],
     ) -> anyhow::Result<Options> {
-        let mut o = Options::new().action_file(ActionFile::netban_dist()?);
-        for j in jails {
-            o = o.jail(Jail::netban(*j, binary.as_ref(), config.as_ref()));
-        }
-        Ok(o)
+        let (b, c) = (binary.as_ref(), config.as_ref());
+        Ok(Options::with_jails(
+            ActionFile::netban_dist()?,
+            jails,
+            |j| Jail::netban(j, b, c),
+        ))
     }
 
     /// The repository's Python action and one jail per name using it.
@@ -181,11 +182,19 @@ impl Options {
         config: impl AsRef<Path>,
         jails: &[&str],
     ) -> anyhow::Result<Options> {
-        let mut o = Options::new().action_file(ActionFile::netban_socket_dist()?);
-        for j in jails {
-            o = o.jail(Jail::netban_socket(*j, binary.as_ref(), config.as_ref()));
-        }
-        Ok(o)
+        let (b, c) = (binary.as_ref(), config.as_ref());
+        Ok(Options::with_jails(
+            ActionFile::netban_socket_dist()?,
+            jails,
+            |j| Jail::netban_socket(j, b, c),
+        ))
+    }
+
+    /// `file` in `action.d` and one jail per name, made by `jail`.
+    fn with_jails(file: ActionFile, jails: &[&str], jail: impl Fn(&str) -> Jail) -> Options {
+        jails
+            .iter()
+            .fold(Options::new().action_file(file), |o, j| o.jail(jail(j)))
     }
 
     pub fn jail(mut self, jail: Jail) -> Options {
