@@ -368,6 +368,42 @@ fn defect_11_a_held_database_lock_does_not_freeze_the_daemon() {
     );
 }
 
+/// Holds `cap` connections the daemon accepted, so that every slot of the control socket is
+/// ours: a connection the daemon has not closed yet (its start's ping) may take a slot while
+/// ours arrive and give it back later, so ours told `busy` meanwhile are replaced until a
+/// new connection is told `busy` while none of ours was.
+fn fill_control_socket(socket: &Path, cap: usize) -> Vec<UnixStream> {
+    let told_busy = |s: &mut UnixStream, wait: Duration| {
+        s.set_read_timeout(Some(wait)).unwrap();
+        let mut buf = [0u8; 256];
+        // An accepted connection hears nothing until it asks; a refused one gets `busy`
+        // and is closed.
+        !matches!(s.read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+            || e.kind() == std::io::ErrorKind::TimedOut)
+    };
+    let mut held: Vec<UnixStream> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "the control socket never filled");
+        held.retain_mut(|s| !told_busy(s, Duration::from_millis(1)));
+        while held.len() < cap {
+            held.push(UnixStream::connect(socket).unwrap());
+        }
+        let mut probe = UnixStream::connect(socket).unwrap();
+        if !told_busy(&mut probe, Duration::from_millis(500)) {
+            held.push(probe); // it took a free slot: ours now
+            continue;
+        }
+        // The probe came after ours, so the daemon has answered all of ours by now.
+        if !held
+            .iter_mut()
+            .any(|s| told_busy(s, Duration::from_millis(1)))
+        {
+            return held;
+        }
+    }
+}
+
 /// Defect 12: pokes beyond the control socket's cap were dropped silently.
 #[test]
 fn defect_12_a_busy_daemon_makes_the_cli_deliver_inline() {
@@ -376,30 +412,7 @@ fn defect_12_a_busy_daemon_makes_the_cli_deliver_inline() {
     let nb = netban(&daemon_config(&exec_sink(&log)));
     let _d = start_daemon(&nb);
     let socket = nb.state_dir().join("netban.sock");
-    let mut held: Vec<UnixStream> = (0..64)
-        .map(|_| UnixStream::connect(&socket).unwrap())
-        .collect();
-    // The cap is full when a new connection is told `busy`. One of the 64 may have been told
-    // so already, if the daemon had not yet closed an earlier connection (its start's ping):
-    // a probe that gets a slot instead is held too.
-    wait_for(
-        "the control socket at its cap",
-        Duration::from_secs(30),
-        || {
-            let mut probe = UnixStream::connect(&socket).unwrap();
-            probe
-                .set_read_timeout(Some(Duration::from_millis(500)))
-                .unwrap();
-            let mut buf = [0u8; 256];
-            match probe.read(&mut buf) {
-                Ok(n) if String::from_utf8_lossy(&buf[..n]).contains("busy") => true,
-                _ => {
-                    held.push(probe);
-                    false
-                }
-            }
-        },
-    );
+    let held = fill_control_socket(&socket, 64);
     let out = nb.expect(0, &["-v", "ban", "--jail", "sshd", "192.0.2.60"]);
     // Delivered by this process (inline: its own log says so), not left to the daemon.
     assert!(
